@@ -1,0 +1,232 @@
+"""Compile declared classes into a frozen description of tables that backends read.
+
+Backends never look at the user's classes; they read `Schema`: tables, columns, keys and types.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
+
+from factflow.errors import DeclarationError
+from factflow.model.declare import Dimension, Fact
+from factflow.model.types import Money
+
+__all__ = [
+    "Column",
+    "ColumnType",
+    "DimensionSpec",
+    "FactSpec",
+    "Schema",
+    "Table",
+    "compile_dimension",
+    "compile_fact",
+    "compile_schema",
+]
+
+
+class ColumnType(enum.Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    MONEY = "money"
+    DECIMAL = "decimal"
+    TIMESTAMP = "timestamp"  # UTC
+    DATE = "date"
+
+
+class Column(msgspec.Struct, frozen=True):
+    name: str
+    type: ColumnType
+    nullable: bool = True
+
+
+class Table(msgspec.Struct, frozen=True):
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+
+class FactSpec(msgspec.Struct, frozen=True):
+    """A fact table: the user's fields, then `event_id` and `occurred_at` from the envelope."""
+
+    name: str
+    table: Table
+    fields: tuple[str, ...]
+    references: dict[str, str]  # field → dimension name
+
+
+class DimensionSpec(msgspec.Struct, frozen=True):
+    """A dimension's three tables.
+
+    * `changes`: every change as it arrived (key, attributes or NULL for "unchanged", event_id,
+      occurred_at): the order-free source of truth.
+    * `current`: one row per key, each attribute its latest non-null value by event time;
+      `inferred` marks keys only known from references.
+    * `history` (SCD type 2): one row per key and change time, valid in [valid_from, valid_to).
+    """
+
+    name: str
+    key: str
+    attributes: tuple[str, ...]
+    scd: int
+    changes: Table
+    current: Table
+    history: Table | None
+    references: dict[str, str]  # field → dimension name
+
+
+class Schema(msgspec.Struct, frozen=True):
+    facts: tuple[FactSpec, ...]
+    dimensions: tuple[DimensionSpec, ...]
+
+    def dimension(self, name: str) -> DimensionSpec:
+        for spec in self.dimensions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def tables(self) -> list[Table]:
+        tables = [fact.table for fact in self.facts]
+        for dim in self.dimensions:
+            tables += [dim.changes, dim.current] + ([dim.history] if dim.history else [])
+        return tables
+
+
+EVENT_ID = Column("event_id", ColumnType.TEXT, nullable=False)
+OCCURRED_AT = Column("occurred_at", ColumnType.TIMESTAMP, nullable=False)
+
+
+def compile_fact(cls: type[Fact]) -> FactSpec:
+    meta = cls.__factflow_fact__
+    columns = _columns(cls)
+    key_columns = set(meta.key)
+    columns = tuple(
+        msgspec.structs.replace(c, nullable=False) if c.name in key_columns else c
+        for c in columns
+    )
+    table = Table(meta.table, (*columns, EVENT_ID, OCCURRED_AT), meta.key)
+    return FactSpec(
+        name=meta.table,
+        table=table,
+        fields=cls.__struct_fields__,
+        references={f: d.__factflow_dimension__.table for f, d in meta.references.items()},
+    )
+
+
+def compile_dimension(cls: type[Dimension]) -> DimensionSpec:
+    meta = cls.__factflow_dimension__
+    columns = _columns(cls)
+    key = next(c for c in columns if c.name == meta.key)
+    if key.type is not ColumnType.TEXT:
+        raise DeclarationError(f"dimension {cls.__name__}: key {meta.key!r} must be a str field")
+    # Columns keep the declaration order, so a change row is the struct's fields as a tuple.
+    fields = tuple(msgspec.structs.replace(c, nullable=c.name != meta.key) for c in columns)
+    key = next(c for c in fields if c.name == meta.key)
+    attributes = tuple(c for c in fields if c.name != meta.key)
+    changes = Table(
+        f"{meta.table}__changes", (*fields, EVENT_ID, OCCURRED_AT), (key.name, "event_id")
+    )
+    current = Table(
+        meta.table,
+        (
+            *fields,
+            Column("inferred", ColumnType.BOOLEAN, nullable=False),
+            Column("updated_at", ColumnType.TIMESTAMP),
+        ),
+        (key.name,),
+    )
+    history = None
+    if meta.scd == 2:
+        history = Table(
+            f"{meta.table}__history",
+            (
+                *fields,
+                Column("valid_from", ColumnType.TIMESTAMP, nullable=False),
+                Column("valid_to", ColumnType.TIMESTAMP),
+            ),
+            (key.name, "valid_from"),
+        )
+    return DimensionSpec(
+        name=meta.table,
+        key=key.name,
+        attributes=tuple(c.name for c in attributes),
+        scd=meta.scd,
+        changes=changes,
+        current=current,
+        history=history,
+        references={f: d.__factflow_dimension__.table for f, d in meta.references.items()},
+    )
+
+
+def compile_schema(facts: Iterable[type[Fact]], dimensions: Iterable[type[Dimension]]) -> Schema:
+    """The tables of a model; refuses two classes writing the same table."""
+    fact_specs = tuple(compile_fact(cls) for cls in dict.fromkeys(facts))
+    dim_specs = tuple(compile_dimension(cls) for cls in dict.fromkeys(dimensions))
+    schema = Schema(fact_specs, dim_specs)
+    names = [table.name for table in schema.tables()]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DeclarationError(f"several declarations write the table(s) {duplicates}")
+    known = {dim.name for dim in dim_specs}
+    for spec in (*fact_specs, *dim_specs):
+        for field, target in spec.references.items():
+            if target not in known:
+                raise DeclarationError(
+                    f"{spec.name}.{field} refers to dimension {target!r}, which no pipeline of "
+                    "the app writes; add a pipeline for it or drop the reference"
+                )
+    return schema
+
+
+_SIMPLE: dict[type[mi.Type], ColumnType] = {
+    mi.StrType: ColumnType.TEXT,
+    mi.IntType: ColumnType.INTEGER,
+    mi.FloatType: ColumnType.FLOAT,
+    mi.BoolType: ColumnType.BOOLEAN,
+    mi.DecimalType: ColumnType.DECIMAL,
+    mi.DateTimeType: ColumnType.TIMESTAMP,
+    mi.DateType: ColumnType.DATE,
+}
+_PYTHON_NAMES = {
+    str: "str", int: "int", float: "float", bool: "bool", Decimal: "Decimal",
+    Money: "Money", datetime: "datetime", date: "date",
+}
+
+
+def _columns(cls: type[msgspec.Struct]) -> tuple[Column, ...]:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return tuple(_column(cls, field) for field in info.fields)
+
+
+def _column(cls: type, field: mi.Field) -> Column:
+    kind: Any = field.type
+    nullable = False
+    if isinstance(kind, mi.UnionType):
+        rest = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+        nullable = len(rest) < len(kind.types)
+        if len(rest) == 1:
+            kind = rest[0]
+    if isinstance(kind, mi.LiteralType) and all(isinstance(v, str) for v in kind.values):
+        return Column(field.name, ColumnType.TEXT, nullable)
+    if isinstance(kind, mi.CustomType) and kind.cls is Money:
+        return Column(field.name, ColumnType.MONEY, nullable)
+    column_type = _SIMPLE.get(type(kind))
+    if column_type is None:
+        raise DeclarationError(
+            f"{cls.__name__}.{field.name}: a column must be one of "
+            f"{', '.join(sorted(set(_PYTHON_NAMES.values())))} (optionally `| None`), got {kind}"
+        )
+    return Column(field.name, column_type, nullable)

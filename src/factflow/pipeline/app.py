@@ -1,0 +1,133 @@
+"""Consumers bind a source, a consumer group and event types to pipelines; an App gathers them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from factflow.errors import DeclarationError
+from factflow.model.declare import Dimension, Event, Fact
+from factflow.model.schema import Schema, compile_schema
+from factflow.pipeline.builder import Pipeline
+
+__all__ = ["App", "Consumer", "Kpi"]
+
+
+class Consumer:
+    """The talk's `consumer.New(exchange, ConsumerGroupKpi, consumer.Pipe(event, pipe), ...)`.
+
+    `source` is the domain whose events it reads (the RabbitMQ exchange of that name, the log
+    segment of that domain); routing keys come from the event types, as in the talk.
+    """
+
+    __slots__ = ("group", "pipes", "source")
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        group: str = "kpi",
+        pipes: Sequence[tuple[type[Event], Pipeline[Any]]] = (),
+    ) -> None:
+        self.source = source
+        self.group = group
+        self.pipes = tuple(pipes)
+        for event, pipeline in self.pipes:
+            meta = event.__factflow_event__
+            if meta.domain != source:
+                raise DeclarationError(
+                    f"consumer of {source!r} cannot pipe {meta.type!r}: that event is published "
+                    f"to the {meta.domain!r} domain; declare a Consumer({meta.domain!r}) for it"
+                )
+            if pipeline.event is not event:
+                raise DeclarationError(
+                    f"pipeline {pipeline.name!r} takes {pipeline.event.__name__}, "
+                    f"not {event.__name__}"
+                )
+
+    def pipe(self, event: type[Event], pipeline: Pipeline[Any]) -> Consumer:
+        """A consumer that also runs `pipeline` on every `event`."""
+        return Consumer(self.source, group=self.group, pipes=(*self.pipes, (event, pipeline)))
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(event.__factflow_event__.type for event, _ in self.pipes)
+
+
+class Kpi:
+    """A named, documented question over the model, answered by one read-only SQL query.
+
+    `measures` names the columns that hold numbers; rows are sorted by the other columns.
+    `empty_row` is returned when the query yields nothing (for counts: `{"users": 0}`).
+    """
+
+    __slots__ = ("description", "empty_row", "measures", "name", "sql")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        description: str,
+        sql: str,
+        measures: Sequence[str],
+        empty_row: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.sql = sql
+        self.measures = tuple(measures)
+        self.empty_row = empty_row
+
+
+class App:
+    """Everything a KPI service runs: its consumers (with their pipelines) and its KPIs."""
+
+    __slots__ = ("_schema", "consumers", "kpis", "name")
+
+    def __init__(
+        self, name: str, *, consumers: Iterable[Consumer], kpis: Iterable[Kpi] = ()
+    ) -> None:
+        self.name = name
+        self.consumers = tuple(consumers)
+        self.kpis = {kpi.name: kpi for kpi in kpis}
+        self._schema: Schema | None = None
+
+    @property
+    def events(self) -> tuple[type[Event], ...]:
+        return tuple(dict.fromkeys(e for c in self.consumers for e, _ in c.pipes))
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.group for c in self.consumers))
+
+    def pipelines_by_type(self, group: str | None = None) -> dict[str, list[Pipeline[Any]]]:
+        """Event type → the pipelines that run on it (for one consumer group, or all)."""
+        routes: dict[str, list[Pipeline[Any]]] = {}
+        for consumer in self.consumers:
+            if group is None or consumer.group == group:
+                for event, pipeline in consumer.pipes:
+                    routes.setdefault(event.__factflow_event__.type, []).append(pipeline)
+        return routes
+
+    @property
+    def schema(self) -> Schema:
+        """The tables every pipeline of the app writes, compiled once."""
+        if self._schema is None:
+            facts: list[type[Fact]] = []
+            dimensions: list[type[Dimension]] = []
+            for consumer in self.consumers:
+                for _, pipeline in consumer.pipes:
+                    for cls in pipeline.writes:
+                        if issubclass(cls, Fact):
+                            facts.append(cls)
+                        else:
+                            dimensions.append(cls)
+            self._schema = compile_schema(facts, dimensions)
+        return self._schema
+
+    def kpi(self, name: str) -> Kpi:
+        try:
+            return self.kpis[name]
+        except KeyError:
+            known = ", ".join(sorted(self.kpis)) or "none"
+            raise DeclarationError(f"app {self.name!r} has no KPI {name!r}; known: {known}") from None

@@ -1,0 +1,130 @@
+"""The built-in pipeline steps. A step is any callable taking a `Work`; these cover the talk's
+`Map`, `EnsureDimensions`, `EnsureUser` and `InsertFirst`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+import msgspec
+
+from factflow.errors import RejectedEvent
+from factflow.model.declare import Dimension, Event, Fact
+from factflow.model.envelope import Envelope
+from factflow.pipeline.work import Work
+
+__all__ = [
+    "MapFunction",
+    "Step",
+    "StoreStep",
+    "ensure",
+    "ensure_dimensions",
+    "insert_first",
+    "map_events",
+    "update_dimension",
+]
+
+P = TypeVar("P", bound=Event)
+
+#: A pipeline step: reads and changes the work in place.
+Step: TypeAlias = Callable[[Work[Any]], None]
+
+#: What `Pipeline.map` takes: one event to no row, one row, or several rows.
+MapFunction: TypeAlias = Callable[
+    [Envelope[P]], Fact | Dimension | Iterable[Fact | Dimension] | None
+]
+
+_astuple = msgspec.structs.astuple
+
+
+def map_events(function: MapFunction[Any]) -> Step:
+    """A step that maps every event with `function`; an event it raises on becomes a dead letter."""
+    name = getattr(function, "__name__", repr(function))
+
+    def map_step(work: Work[Any]) -> None:
+        mapped = work.mapped
+        failed: list[tuple[Envelope[Any], str]] = []
+        for envelope in work.events:
+            try:
+                out = function(envelope)
+            except RejectedEvent as error:
+                failed.append((envelope, str(error)))
+                continue
+            except Exception as error:  # a bug or bad data in one event must not stop the rest
+                failed.append((envelope, f"{name} raised {type(error).__name__}: {error}"))
+                continue
+            if out is None:
+                continue
+            if isinstance(out, Fact | Dimension):
+                mapped.append((envelope, out))
+            else:
+                mapped.extend((envelope, row) for row in out)
+        for envelope, reason in failed:
+            work.reject(envelope, reason)
+
+    map_step.__name__ = f"map({name})"
+    return map_step
+
+
+def ensure_dimensions(work: Work[Any]) -> None:
+    """Make every dimension key that a mapped row refers to exist (as an inferred member if new)."""
+    references = work.changes.references
+    for _, row in work.mapped:
+        meta = getattr(row, "__factflow_fact__", None) or row.__factflow_dimension__
+        for field, target in meta.references.items():
+            key = getattr(row, field)
+            if key is not None:
+                references.setdefault(target.__factflow_dimension__.table, set()).add(key)
+
+
+def ensure(dimension: type[Dimension]) -> Step:
+    """Like `ensure_dimensions`, for the references to one dimension only (the talk's EnsureUser)."""
+    target_table = dimension.__factflow_dimension__.table
+
+    def ensure_step(work: Work[Any]) -> None:
+        keys = work.changes.references.setdefault(target_table, set())
+        for _, row in work.mapped:
+            meta = getattr(row, "__factflow_fact__", None) or row.__factflow_dimension__
+            for field, target in meta.references.items():
+                if target is dimension and (key := getattr(row, field)) is not None:
+                    keys.add(key)
+
+    ensure_step.__name__ = f"ensure({dimension.__name__})"
+    return ensure_step
+
+
+class StoreStep:
+    """A step that stages the mapped rows of one class for writing; knows the table it writes."""
+
+    __slots__ = ("__name__", "row_class", "table", "writes_dimension")
+
+    def __init__(self, row_class: type[Fact] | type[Dimension]) -> None:
+        self.row_class = row_class
+        self.writes_dimension = issubclass(row_class, Dimension)
+        meta: Any = getattr(row_class, "__factflow_fact__", None) or getattr(
+            row_class, "__factflow_dimension__", None
+        )
+        if meta is None:
+            raise TypeError(f"{row_class!r} is not declared with @fact or @dimension")
+        self.table: str = meta.table
+        verb = "update_dimension" if self.writes_dimension else "insert_first"
+        self.__name__ = f"{verb}({row_class.__name__})"
+
+    def __call__(self, work: Work[Any]) -> None:
+        row_class = self.row_class
+        target = work.changes.dimension_changes if self.writes_dimension else work.changes.facts
+        rows = target.setdefault(self.table, [])
+        for envelope, row in work.mapped:
+            if type(row) is row_class:
+                rows.append((*_astuple(row), envelope.id, envelope.occurred_at))
+        work.stored.add(row_class)
+
+
+def insert_first(fact: type[Fact]) -> StoreStep:
+    """Insert the mapped facts of this class; a fact whose key is already stored changes nothing."""
+    return StoreStep(fact)
+
+
+def update_dimension(dimension: type[Dimension]) -> StoreStep:
+    """Record the mapped changes of this dimension, kept by event time (any arrival order)."""
+    return StoreStep(dimension)

@@ -1,0 +1,77 @@
+"""Turn a batch of raw messages into one `ChangeSet`: decode, route by type, run the pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from factflow.model.dead_letter import DeadLetter
+from factflow.model.decoding import EventDecoder
+from factflow.model.envelope import Envelope
+from factflow.pipeline.app import App
+from factflow.pipeline.builder import Pipeline
+from factflow.pipeline.changes import ChangeSet
+from factflow.pipeline.work import Work
+
+__all__ = ["BatchProcessor"]
+
+
+class BatchProcessor:
+    """Runs the pipelines of one consumer group (or of the whole app) on batches of messages.
+
+    Bad messages become dead letters; an event a pipeline fails on becomes a dead letter with the
+    failure as reason, found by splitting the failing slice until the culprits are isolated.
+    """
+
+    def __init__(self, app: App, group: str | None = None) -> None:
+        self.routes = app.pipelines_by_type(group)
+        events = [
+            event
+            for consumer in app.consumers
+            if group is None or consumer.group == group
+            for event, _ in consumer.pipes
+        ]
+        self.decoder = EventDecoder(events)
+        self.event_types = frozenset(self.routes)
+
+    def process(self, messages: Sequence[bytes]) -> ChangeSet:
+        envelopes, raws, dead = self.decoder.decode_batch(messages)
+        changes = ChangeSet()
+        changes.dead_letters.extend(dead)
+        raw_by_id = dict(zip((e.id for e in envelopes), raws, strict=True))
+        by_type: dict[str, list[Envelope[Any]]] = {}
+        for envelope in envelopes:
+            by_type.setdefault(envelope.type, []).append(envelope)
+        for event_type, events in by_type.items():
+            changes.note_seen(event_type, len(events), max(e.occurred_at for e in events))
+            for pipeline in self.routes[event_type]:
+                self._run_isolating(pipeline, events, raw_by_id, changes)
+        return changes
+
+    def _run_isolating(
+        self,
+        pipeline: Pipeline[Any],
+        events: list[Envelope[Any]],
+        raw_by_id: dict[str, bytes],
+        changes: ChangeSet,
+    ) -> None:
+        work = Work(events, pipeline=pipeline.name, raw=raw_by_id)
+        try:
+            pipeline.run(work)
+        except Exception as error:  # one bad event must not take the batch down with it
+            if len(events) == 1:
+                envelope = events[0]
+                changes.dead_letters.append(
+                    DeadLetter.of(
+                        raw_by_id.get(envelope.id, b""),
+                        f"{pipeline.name}: {type(error).__name__}: {error}",
+                        envelope.type,
+                        envelope.id,
+                    )
+                )
+                return
+            middle = len(events) // 2
+            self._run_isolating(pipeline, events[:middle], raw_by_id, changes)
+            self._run_isolating(pipeline, events[middle:], raw_by_id, changes)
+            return
+        changes.merge(work.changes)

@@ -1,0 +1,310 @@
+"""The embedded warehouse: a DuckDB file (or memory), written in columnar batches via Arrow."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
+from factflow.model.dead_letter import DeadLetter
+from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
+from factflow.pipeline.changes import ChangeSet, Row
+from factflow.warehouse.base import (
+    DEAD_LETTERS,
+    EVENT_STATS,
+    QueryResult,
+    StoredDeadLetter,
+)
+from factflow.warehouse.ddl import (
+    TypeNames,
+    create_table,
+    current_rows,
+    history_rows,
+    internal_tables,
+    quote,
+)
+
+__all__ = ["DuckDBWarehouse"]
+
+TYPES: TypeNames = {
+    ColumnType.TEXT: "VARCHAR",
+    ColumnType.INTEGER: "BIGINT",
+    ColumnType.FLOAT: "DOUBLE",
+    ColumnType.BOOLEAN: "BOOLEAN",
+    ColumnType.MONEY: f"DECIMAL({MONEY_PRECISION}, {MONEY_SCALE})",
+    ColumnType.DECIMAL: "DECIMAL(38, 10)",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+    ColumnType.DATE: "DATE",
+}
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
+ARROW: dict[ColumnType, pa.DataType] = {
+    ColumnType.TEXT: pa.string(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.MONEY: pa.decimal128(MONEY_PRECISION, MONEY_SCALE),
+    ColumnType.DECIMAL: pa.decimal128(38, 10),
+    ColumnType.TIMESTAMP: _UTC_MICROS,
+    ColumnType.DATE: pa.date32(),
+}
+_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def _last_value(column: str, window: str) -> str:
+    return f"last_value({column} IGNORE NULLS) OVER ({window})"
+
+
+class DuckDBWarehouse:
+    """A warehouse in one DuckDB file; `path=None` keeps it in memory (for tests).
+
+    One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
+    for queries while no writer holds it.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+        self.path = None if path in (None, ":memory:") else Path(path)  # type: ignore[arg-type]
+        try:
+            if self.path is not None and not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(
+                ":memory:" if self.path is None else str(self.path), read_only=read_only
+            )
+        except duckdb.IOException as error:
+            raise ConfigurationError(
+                f"cannot open the DuckDB warehouse {self.path}: {error}. A DuckDB file has one "
+                "writer at a time: stop the process that holds it, or query a copy."
+            ) from None
+        self._schema: Schema | None = None
+        self._lock = threading.Lock()  # a DuckDB connection is not safe to share across threads
+
+    # -- Warehouse -------------------------------------------------------------------------
+
+    def prepare(self, schema: Schema) -> None:
+        statements = internal_tables(TYPES, "BLOB")
+        for fact in schema.facts:
+            statements.append(create_table(fact.table, TYPES))
+        for dim in schema.dimensions:
+            statements.append(create_table(dim.changes, TYPES))
+            statements.append(create_table(dim.current, TYPES))
+            if dim.history is not None:
+                # Derived rows are deleted and re-derived within one transaction; a key
+                # constraint would trip DuckDB's eager uniqueness check, and derivation keeps
+                # the key unique anyway.
+                statements.append(create_table(dim.history, TYPES, primary_key=False))
+        with self._lock:
+            for statement in statements:
+                self._con.execute(statement)
+        self._schema = schema
+
+    def write(self, changes: ChangeSet) -> None:
+        schema = self._require_schema()
+        with self._lock:
+            con = self._con
+            try:
+                con.begin()
+                for fact in schema.facts:
+                    rows = changes.facts.get(fact.name)
+                    if rows:
+                        self._insert_first(fact.table, rows)
+                for dim in schema.dimensions:
+                    rows = changes.dimension_changes.get(dim.name)
+                    if rows:
+                        self._record_changes(dim, rows)
+                for dim in schema.dimensions:
+                    keys = changes.references.get(dim.name)
+                    if keys:
+                        self._ensure_members(dim, keys)
+                if changes.dead_letters:
+                    self._insert_dead_letters(changes.dead_letters)
+                if changes.seen:
+                    self._count_events(changes.seen)
+                con.commit()
+            except BaseException as error:
+                _rollback(con)
+                classified = _classify(error)
+                if classified is error:
+                    raise
+                raise classified from error
+
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:
+        statements = duckdb.extract_statements(sql)
+        if len(statements) != 1 or statements[0].type not in _READ_ONLY:
+            raise ConfigurationError(
+                "only one read-only statement (SELECT, WITH … SELECT, EXPLAIN) can be queried"
+            )
+        with self._lock:
+            cursor = self._con.execute(sql, list(parameters))
+            columns = tuple(d[0] for d in cursor.description or ())
+            return QueryResult(columns, cursor.fetchall())
+
+    def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
+        sql = (
+            f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
+            "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        with self._lock:
+            try:
+                rows = self._con.execute(sql).fetchall()
+            except duckdb.CatalogException:
+                return []
+        return [
+            StoredDeadLetter(
+                id=r[0], event_type=r[1], event_id=r[2], reason=r[3], raw=bytes(r[4]),
+                received_at=r[5],
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- set-based writes ------------------------------------------------------------------
+
+    def _insert_first(self, table: Table, rows: Sequence[Row]) -> None:
+        keys = ", ".join(map(quote, table.key))
+        with self._registered("batch_rows", _arrow(table, rows)):
+            self._con.execute(
+                f"INSERT INTO {quote(table.name)} SELECT * FROM batch_rows "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY occurred_at, event_id) = 1 "
+                "ON CONFLICT DO NOTHING"
+            )
+
+    def _record_changes(self, dim: DimensionSpec, rows: Sequence[Row]) -> None:
+        self._insert_first(dim.changes, rows)
+        key = quote(dim.key)
+        touched = pa.table({"key": pa.array(_keys(dim, rows), pa.string())})
+        with self._registered("touched_keys", touched):
+            columns = ", ".join(map(quote, dim.current.column_names))
+            updates = ", ".join(
+                f"{quote(c)} = excluded.{quote(c)}"
+                for c in (*dim.attributes, "inferred", "updated_at")
+            )
+            self._con.execute(
+                f"INSERT INTO {quote(dim.current.name)} ({columns}) "
+                f"{current_rows(dim, 'touched_keys', _last_value)} "
+                f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            )
+            if dim.history is not None:
+                self._con.execute(
+                    f"DELETE FROM {quote(dim.history.name)} "
+                    f"WHERE {key} IN (SELECT key FROM touched_keys)"
+                )
+                self._con.execute(
+                    f"INSERT INTO {quote(dim.history.name)} "
+                    f"{history_rows(dim, 'touched_keys', _last_value)}"
+                )
+
+    def _ensure_members(self, dim: DimensionSpec, keys: set[str]) -> None:
+        with self._registered("referenced_keys", pa.table({"key": pa.array(list(keys), pa.string())})):
+            self._con.execute(
+                f"INSERT INTO {quote(dim.current.name)} ({quote(dim.key)}, inferred) "
+                "SELECT key, true FROM referenced_keys ON CONFLICT DO NOTHING"
+            )
+
+    def _insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        now = datetime.now(UTC)
+        batch = pa.table(
+            {
+                "id": [d.id for d in letters],
+                "event_type": pa.array([d.event_type for d in letters], pa.string()),
+                "event_id": pa.array([d.event_id for d in letters], pa.string()),
+                "reason": [d.reason for d in letters],
+                "raw": pa.array([d.raw for d in letters], pa.binary()),
+                "received_at": pa.array([now] * len(letters), _UTC_MICROS).cast(
+                    pa.timestamp("us")
+                ),
+            }
+        )
+        with self._registered("batch_dead_letters", batch):
+            self._con.execute(
+                f"INSERT INTO {DEAD_LETTERS} SELECT * FROM batch_dead_letters "
+                "QUALIFY row_number() OVER (PARTITION BY id) = 1 ON CONFLICT DO NOTHING"
+            )
+
+    def _count_events(self, seen: dict[str, tuple[int, datetime]]) -> None:
+        types = list(seen)
+        batch = pa.table(
+            {
+                "event_type": types,
+                "events": pa.array([seen[t][0] for t in types], pa.int64()),
+                "last_occurred_at": pa.array([seen[t][1] for t in types], _UTC_MICROS).cast(
+                    pa.timestamp("us")
+                ),
+            }
+        )
+        with self._registered("batch_seen", batch):
+            self._con.execute(
+                f"INSERT INTO {EVENT_STATS} SELECT * FROM batch_seen ON CONFLICT (event_type) "
+                "DO UPDATE SET events = events + excluded.events, "
+                "last_occurred_at = greatest(last_occurred_at, excluded.last_occurred_at)"
+            )
+
+    def _registered(self, name: str, table: pa.Table) -> _Registered:
+        return _Registered(self._con, name, table)
+
+    def _require_schema(self) -> Schema:
+        if self._schema is None:
+            raise ConfigurationError("call prepare(schema) before writing to the warehouse")
+        return self._schema
+
+
+class _Registered:
+    """Expose an Arrow table to SQL under `name` for the duration of a `with` block."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+        self._con, self._name, self._table = con, name, table
+
+    def __enter__(self) -> None:
+        self._con.register(self._name, self._table)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._con.unregister(self._name)
+
+
+def _keys(dim: DimensionSpec, rows: Sequence[Row]) -> list[str]:
+    index = dim.changes.column_names.index(dim.key)
+    return list({row[index] for row in rows})
+
+
+def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
+    """Rows (tuples in column order) to an Arrow table typed like the warehouse table."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in table.columns]
+    arrays = []
+    for column, values in zip(table.columns, columns, strict=True):
+        array = pa.array(values, ARROW[column.type])
+        if column.type is ColumnType.TIMESTAMP:
+            array = array.cast(pa.timestamp("us"))  # stored as UTC without a zone
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=list(table.column_names))
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass  # nothing was begun, or the connection is gone: either way nothing was written
+
+
+def _classify(error: BaseException) -> BaseException:
+    """Tell the runtime whether retrying the batch can help."""
+    if isinstance(error, duckdb.IOException | duckdb.OutOfMemoryException):
+        return WarehouseUnavailable(f"the DuckDB warehouse cannot write now: {error}")
+    if isinstance(error, pa.ArrowInvalid | pa.ArrowTypeError | duckdb.ConversionException
+                  | duckdb.ConstraintException | duckdb.InvalidInputException
+                  | OverflowError | TypeError):
+        return TerminalError(f"the warehouse refused a value of this batch: {error}")
+    return error
