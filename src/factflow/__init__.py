@@ -1,0 +1,65 @@
+"""factflow: turn the business events your services publish into a trustworthy star schema.
+
+Declare events, facts and dimensions as typed classes, connect them with pipelines, bind the
+pipelines to consumers, and run them on the embedded log or a broker into DuckDB or PostgreSQL.
+See `factflow.examples.banking` for a complete app.
+"""
+
+from __future__ import annotations
+
+from factflow.errors import (
+    ConfigurationError,
+    DeclarationError,
+    DecodeError,
+    FactflowError,
+    RejectedEvent,
+    TerminalError,
+    TransientError,
+    UnknownEventError,
+)
+from factflow.model.dead_letter import DeadLetter
+from factflow.model.declare import Dimension, Event, Fact, dimension, event, fact
+from factflow.model.envelope import Envelope
+from factflow.model.types import Money
+from factflow.pipeline.app import App, Consumer, Kpi
+from factflow.pipeline.builder import Pipeline
+from factflow.pipeline.steps import (
+    MapFunction,
+    Step,
+    ensure,
+    ensure_dimensions,
+    insert_first,
+    update_dimension,
+)
+from factflow.pipeline.work import Work
+
+__all__ = [
+    "App",
+    "ConfigurationError",
+    "Consumer",
+    "DeadLetter",
+    "DeclarationError",
+    "DecodeError",
+    "Dimension",
+    "Envelope",
+    "Event",
+    "Fact",
+    "FactflowError",
+    "Kpi",
+    "MapFunction",
+    "Money",
+    "Pipeline",
+    "RejectedEvent",
+    "Step",
+    "TerminalError",
+    "TransientError",
+    "UnknownEventError",
+    "Work",
+    "dimension",
+    "ensure",
+    "ensure_dimensions",
+    "event",
+    "fact",
+    "insert_first",
+    "update_dimension",
+]

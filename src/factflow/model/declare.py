@@ -50,19 +50,19 @@ RESERVED_COLUMNS = frozenset(
 )
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Event(msgspec.Struct, kw_only=True, gc=False):
     """Base of event payloads (the envelope's `data`). Declare with `@event`."""
 
     __factflow_event__: ClassVar[EventMeta]
 
 
-class Fact(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Fact(msgspec.Struct, kw_only=True, gc=False):
     """Base of facts: immutable rows about something that happened. Declare with `@fact`."""
 
     __factflow_fact__: ClassVar[FactMeta]
 
 
-class Dimension(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Dimension(msgspec.Struct, kw_only=True, gc=False):
     """Base of dimensions: things facts refer to. Declare with `@dimension`.
 
     An instance is a *change*: attributes left at `None` are not changed by it.
@@ -95,7 +95,7 @@ F = TypeVar("F", bound=type[Fact])
 D = TypeVar("D", bound=type[Dimension])
 
 
-def event(type: str, *, version: int = 1) -> Callable[[E], E]:  # noqa: A002 - the contract's word
+def event(type: str, *, version: int = 1) -> Callable[[E], E]:
     """Declare an event payload class for the envelope `type` and schema `version`."""
     domain, dot, name = type.partition(".")
     if not (dot and domain and name) or type != type.lower() or " " in type:
@@ -178,12 +178,12 @@ def dimension(
     return declare
 
 
-def _require_base(cls: type, base: type, decorator: str) -> None:
+def _require_base(cls: type[Any], base: type[msgspec.Struct], decorator: str) -> None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise DeclarationError(
             f"{decorator} decorates subclasses of factflow.{base.__name__}, got {cls!r}"
         )
-    clash = RESERVED_COLUMNS.intersection(_fields(cls))
+    clash = RESERVED_COLUMNS.intersection(cls.__struct_fields__)
     if clash:
         raise DeclarationError(
             f"{cls.__name__}: field name(s) {sorted(clash)} are reserved for the columns factflow "
@@ -212,9 +212,11 @@ def _check_references(
 def _snake(name: str) -> str:
     out: list[str] = []
     for i, char in enumerate(name):
-        if char.isupper() and i and (not name[i - 1].isupper() or (
-            i + 1 < len(name) and name[i + 1].islower()
-        )):
+        if (
+            char.isupper()
+            and i
+            and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower()))
+        ):
             out.append("_")
         out.append(char.lower())
     return "".join(out)

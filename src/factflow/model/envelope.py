@@ -44,7 +44,7 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 
 def encode_envelope(
     *, id: str, type: str, source: str, occurred_at: datetime, version: int, data: Any
-) -> bytes:  # noqa: A002 - the contract's words
+) -> bytes:
     """The JSON bytes of an envelope, in the contract's format (amounts as strings, RFC 3339)."""
     return _encoder.encode(
         {

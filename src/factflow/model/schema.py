@@ -113,8 +113,7 @@ def compile_fact(cls: type[Fact]) -> FactSpec:
     columns = _columns(cls)
     key_columns = set(meta.key)
     columns = tuple(
-        msgspec.structs.replace(c, nullable=False) if c.name in key_columns else c
-        for c in columns
+        msgspec.structs.replace(c, nullable=False) if c.name in key_columns else c for c in columns
     )
     table = Table(meta.table, (*columns, EVENT_ID, OCCURRED_AT), meta.key)
     return FactSpec(
@@ -180,7 +179,8 @@ def compile_schema(facts: Iterable[type[Fact]], dimensions: Iterable[type[Dimens
     if duplicates:
         raise DeclarationError(f"several declarations write the table(s) {duplicates}")
     known = {dim.name for dim in dim_specs}
-    for spec in (*fact_specs, *dim_specs):
+    specs: tuple[FactSpec | DimensionSpec, ...] = (*fact_specs, *dim_specs)
+    for spec in specs:
         for field, target in spec.references.items():
             if target not in known:
                 raise DeclarationError(
@@ -200,8 +200,14 @@ _SIMPLE: dict[type[mi.Type], ColumnType] = {
     mi.DateType: ColumnType.DATE,
 }
 _PYTHON_NAMES = {
-    str: "str", int: "int", float: "float", bool: "bool", Decimal: "Decimal",
-    Money: "Money", datetime: "datetime", date: "date",
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    Decimal: "Decimal",
+    Money: "Money",
+    datetime: "datetime",
+    date: "date",
 }
 
 

@@ -130,4 +130,6 @@ class App:
             return self.kpis[name]
         except KeyError:
             known = ", ".join(sorted(self.kpis)) or "none"
-            raise DeclarationError(f"app {self.name!r} has no KPI {name!r}; known: {known}") from None
+            raise DeclarationError(
+                f"app {self.name!r} has no KPI {name!r}; known: {known}"
+            ) from None

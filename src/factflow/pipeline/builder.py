@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from factflow.errors import DeclarationError
 from factflow.model.declare import Dimension, Event, Fact

@@ -56,5 +56,10 @@ class ChangeSet:
         )
 
     def is_empty(self) -> bool:
-        return not (self.facts or self.dimension_changes or self.references or self.dead_letters
-                    or self.seen)
+        return not (
+            self.facts
+            or self.dimension_changes
+            or self.references
+            or self.dead_letters
+            or self.seen
+        )

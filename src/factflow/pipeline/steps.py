@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import msgspec
@@ -70,27 +70,30 @@ def ensure_dimensions(work: Work[Any]) -> None:
     """Make every dimension key that a mapped row refers to exist (as an inferred member if new)."""
     references = work.changes.references
     for _, row in work.mapped:
-        meta = getattr(row, "__factflow_fact__", None) or row.__factflow_dimension__
-        for field, target in meta.references.items():
+        for field, target in _references(row).items():
             key = getattr(row, field)
             if key is not None:
                 references.setdefault(target.__factflow_dimension__.table, set()).add(key)
 
 
 def ensure(dimension: type[Dimension]) -> Step:
-    """Like `ensure_dimensions`, for the references to one dimension only (the talk's EnsureUser)."""
+    """`ensure_dimensions` for the references to one dimension only (the talk's EnsureUser)."""
     target_table = dimension.__factflow_dimension__.table
 
     def ensure_step(work: Work[Any]) -> None:
         keys = work.changes.references.setdefault(target_table, set())
         for _, row in work.mapped:
-            meta = getattr(row, "__factflow_fact__", None) or row.__factflow_dimension__
-            for field, target in meta.references.items():
+            for field, target in _references(row).items():
                 if target is dimension and (key := getattr(row, field)) is not None:
                     keys.add(key)
 
     ensure_step.__name__ = f"ensure({dimension.__name__})"
     return ensure_step
+
+
+def _references(row: Fact | Dimension) -> Mapping[str, type[Dimension]]:
+    meta = row.__factflow_fact__ if isinstance(row, Fact) else row.__factflow_dimension__
+    return meta.references
 
 
 class StoreStep:

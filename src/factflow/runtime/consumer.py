@@ -79,9 +79,7 @@ def run_consumer(
                 break
             subscription.commit()
             total.add(outcome)
-            log.debug(
-                "batch of %d written in %.3fs", len(messages), time.perf_counter() - started
-            )
+            log.debug("batch of %d written in %.3fs", len(messages), time.perf_counter() - started)
             if on_batch is not None:
                 on_batch(outcome)
     finally:

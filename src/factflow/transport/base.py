@@ -17,7 +17,7 @@ __all__ = ["Outgoing", "Subscription", "Transport"]
 
 
 class Outgoing(msgspec.Struct, frozen=True, gc=False):
-    """One envelope to publish: its `type` and `id` (for routing and message properties) and body."""
+    """One envelope to publish: `type` and `id` (for routing and message properties), body."""
 
     type: str
     id: str
@@ -39,7 +39,7 @@ class Subscription(Protocol):
         ...
 
     def commit(self) -> None:
-        """Acknowledge every message fetched so far: they will not be delivered to this group again."""
+        """Acknowledge every message fetched so far: this group will not get them again."""
         ...
 
     def close(self) -> None:

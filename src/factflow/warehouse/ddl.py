@@ -52,9 +52,7 @@ def current_rows(dim: DimensionSpec, touched: str, last_value: LastValue) -> str
         f"PARTITION BY {key} ORDER BY occurred_at, event_id "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
     )
-    attributes = "".join(
-        f", {last_value(quote(a), window)} AS {quote(a)}" for a in dim.attributes
-    )
+    attributes = "".join(f", {last_value(quote(a), window)} AS {quote(a)}" for a in dim.attributes)
     return (
         f"SELECT {_fields(dim)}, false AS inferred, updated_at FROM ("
         f"SELECT {key}{attributes}, max(occurred_at) OVER (PARTITION BY {key}) AS updated_at, "
@@ -72,9 +70,7 @@ def history_rows(dim: DimensionSpec, touched: str, last_value: LastValue) -> str
         f"PARTITION BY {key} ORDER BY occurred_at, event_id "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     )
-    attributes = "".join(
-        f", {last_value(quote(a), window)} AS {quote(a)}" for a in dim.attributes
-    )
+    attributes = "".join(f", {last_value(quote(a), window)} AS {quote(a)}" for a in dim.attributes)
     return (
         f"SELECT {_fields(dim)}, occurred_at AS valid_from, "
         f"lead(occurred_at) OVER (PARTITION BY {key} ORDER BY occurred_at) AS valid_to FROM ("

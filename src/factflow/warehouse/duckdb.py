@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ class DuckDBWarehouse:
     """
 
     def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
-        self.path = None if path in (None, ":memory:") else Path(path)  # type: ignore[arg-type]
+        self.path = None if path is None or str(path) == ":memory:" else Path(path)
         try:
             if self.path is not None and not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,11 @@ class DuckDBWarehouse:
                 return []
         return [
             StoredDeadLetter(
-                id=r[0], event_type=r[1], event_id=r[2], reason=r[3], raw=bytes(r[4]),
+                id=r[0],
+                event_type=r[1],
+                event_id=r[2],
+                reason=r[3],
+                raw=bytes(r[4]),
                 received_at=r[5],
             )
             for r in rows
@@ -179,7 +184,8 @@ class DuckDBWarehouse:
         with self._registered("batch_rows", _arrow(table, rows)):
             self._con.execute(
                 f"INSERT INTO {quote(table.name)} SELECT * FROM batch_rows "
-                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY occurred_at, event_id) = 1 "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} "
+                "ORDER BY occurred_at, event_id) = 1 "
                 "ON CONFLICT DO NOTHING"
             )
 
@@ -209,7 +215,9 @@ class DuckDBWarehouse:
                 )
 
     def _ensure_members(self, dim: DimensionSpec, keys: set[str]) -> None:
-        with self._registered("referenced_keys", pa.table({"key": pa.array(list(keys), pa.string())})):
+        with self._registered(
+            "referenced_keys", pa.table({"key": pa.array(list(keys), pa.string())})
+        ):
             self._con.execute(
                 f"INSERT INTO {quote(dim.current.name)} ({quote(dim.key)}, inferred) "
                 "SELECT key, true FROM referenced_keys ON CONFLICT DO NOTHING"
@@ -224,9 +232,7 @@ class DuckDBWarehouse:
                 "event_id": pa.array([d.event_id for d in letters], pa.string()),
                 "reason": [d.reason for d in letters],
                 "raw": pa.array([d.raw for d in letters], pa.binary()),
-                "received_at": pa.array([now] * len(letters), _UTC_MICROS).cast(
-                    pa.timestamp("us")
-                ),
+                "received_at": pa.array([now] * len(letters), _UTC_MICROS).cast(pa.timestamp("us")),
             }
         )
         with self._registered("batch_dead_letters", batch):
@@ -293,18 +299,24 @@ def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
+    # Nothing begun, or the connection gone: either way nothing was written.
+    with contextlib.suppress(duckdb.Error):
         con.rollback()
-    except duckdb.Error:
-        pass  # nothing was begun, or the connection is gone: either way nothing was written
 
 
 def _classify(error: BaseException) -> BaseException:
     """Tell the runtime whether retrying the batch can help."""
     if isinstance(error, duckdb.IOException | duckdb.OutOfMemoryException):
         return WarehouseUnavailable(f"the DuckDB warehouse cannot write now: {error}")
-    if isinstance(error, pa.ArrowInvalid | pa.ArrowTypeError | duckdb.ConversionException
-                  | duckdb.ConstraintException | duckdb.InvalidInputException
-                  | OverflowError | TypeError):
+    if isinstance(
+        error,
+        pa.ArrowInvalid
+        | pa.ArrowTypeError
+        | duckdb.ConversionException
+        | duckdb.ConstraintException
+        | duckdb.InvalidInputException
+        | OverflowError
+        | TypeError,
+    ):
         return TerminalError(f"the warehouse refused a value of this batch: {error}")
     return error

@@ -1,4 +1,4 @@
-"""The five KPIs of banking.md, as read-only SQL over the model (portable to DuckDB and PostgreSQL)."""
+"""The five KPIs of banking.md, as read-only SQL over the model (DuckDB and PostgreSQL alike)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ KPIS = (
     ),
     Kpi(
         "active_users_by_month",
-        description="Distinct users with at least one settled transaction, per calendar month (UTC).",
+        description=(
+            "Distinct users with at least one settled transaction, per calendar month (UTC)."
+        ),
         sql="""
             SELECT substr(CAST(occurred_at AS VARCHAR), 1, 7) AS month,
                    count(DISTINCT user_id) AS users

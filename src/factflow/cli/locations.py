@@ -1,0 +1,79 @@
+"""Open apps, warehouses and transports from the names and URLs users type."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from factflow.errors import ConfigurationError
+from factflow.pipeline.app import App
+from factflow.transport.base import Transport
+from factflow.warehouse.base import Warehouse
+
+__all__ = ["load_app", "open_transport", "open_warehouse", "redact"]
+
+DEFAULT_APP = "factflow.examples.banking"
+DEFAULT_WAREHOUSE = "duckdb:///factflow.duckdb"
+DEFAULT_TRANSPORT = "log:///factflow-log"
+
+
+def load_app(reference: str) -> App:
+    """`package.module` (its `app` attribute) or `package.module:attribute`."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"cannot import the app module {module_name!r}: {error}. Give --app as an importable "
+            "module (for example factflow.examples.banking) or module:attribute"
+        ) from None
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise ConfigurationError(
+            f"{module_name} has no factflow App named {attribute or 'app'!r}; "
+            "define `app = App(...)` in it or give --app module:attribute"
+        )
+    return app
+
+
+def _local_path(url: str, scheme: str) -> Path:
+    """The path of `scheme:///relative` or `scheme:////absolute` (SQLAlchemy's convention)."""
+    rest = url[len(scheme) + 3 :]
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigurationError(
+            f"{redact(url)}: write {scheme}:///relative/path or {scheme}:////absolute/path"
+        )
+    return Path(rest[1:])
+
+
+def open_warehouse(url: str, *, read_only: bool = False) -> Warehouse:
+    scheme = urlsplit(url).scheme
+    if scheme == "duckdb":
+        from factflow.warehouse.duckdb import DuckDBWarehouse
+
+        path = _local_path(url, scheme)
+        if read_only and not path.exists():
+            raise ConfigurationError(
+                f"no warehouse at {path}: fill it first (factflow bootstrap, run or demo)"
+            )
+        return DuckDBWarehouse(None if str(path) == ":memory:" else path, read_only=read_only)
+    raise ConfigurationError(f"unsupported warehouse {redact(url)}: use duckdb:///path.duckdb")
+
+
+def open_transport(url: str) -> Transport:
+    scheme = urlsplit(url).scheme
+    if scheme == "log":
+        from factflow.transport.log import LogTransport
+
+        return LogTransport(_local_path(url, scheme))
+    raise ConfigurationError(f"unsupported transport {redact(url)}: use log:///path")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
