@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 
 from factflow.model.declare import Event
+from factflow.model.types import encode_hook
 
 __all__ = ["Envelope", "RawEnvelope", "encode_envelope"]
 
@@ -39,7 +40,7 @@ class RawEnvelope(msgspec.Struct, frozen=True, gc=False):
     data: msgspec.Raw
 
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=encode_hook)
 
 
 def encode_envelope(

@@ -170,23 +170,32 @@ def compile_dimension(cls: type[Dimension]) -> DimensionSpec:
 
 
 def compile_schema(facts: Iterable[type[Fact]], dimensions: Iterable[type[Dimension]]) -> Schema:
-    """The tables of a model; refuses two classes writing the same table."""
-    fact_specs = tuple(compile_fact(cls) for cls in dict.fromkeys(facts))
-    dim_specs = tuple(compile_dimension(cls) for cls in dict.fromkeys(dimensions))
-    schema = Schema(fact_specs, dim_specs)
+    """The tables of a model, including every dimension the model refers to.
+
+    Refuses two classes writing the same table.
+    """
+    fact_classes = list(dict.fromkeys(facts))
+    dim_classes = list(dict.fromkeys(dimensions))
+    pending = [
+        meta.references
+        for meta in (
+            *(cls.__factflow_fact__ for cls in fact_classes),
+            *(cls.__factflow_dimension__ for cls in dim_classes),
+        )
+    ]
+    while pending:
+        for target in pending.pop().values():
+            if target not in dim_classes:
+                dim_classes.append(target)
+                pending.append(target.__factflow_dimension__.references)
+    schema = Schema(
+        tuple(compile_fact(cls) for cls in fact_classes),
+        tuple(compile_dimension(cls) for cls in dim_classes),
+    )
     names = [table.name for table in schema.tables()]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise DeclarationError(f"several declarations write the table(s) {duplicates}")
-    known = {dim.name for dim in dim_specs}
-    specs: tuple[FactSpec | DimensionSpec, ...] = (*fact_specs, *dim_specs)
-    for spec in specs:
-        for field, target in spec.references.items():
-            if target not in known:
-                raise DeclarationError(
-                    f"{spec.name}.{field} refers to dimension {target!r}, which no pipeline of "
-                    "the app writes; add a pipeline for it or drop the reference"
-                )
     return schema
 
 

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Money", "decode_hook"]
+__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Money", "decode_hook", "encode_hook"]
 
 #: Money is stored as DECIMAL(MONEY_PRECISION, MONEY_SCALE): exact, and summed as 64-bit integers.
 MONEY_PRECISION = 18
@@ -37,6 +37,13 @@ def decode_hook(kind: type[Any], value: Any) -> Any:
             f"{_show(value)}"
         )
     raise NotImplementedError(f"factflow cannot decode values of type {kind!r}")
+
+
+def encode_hook(value: Any) -> Any:
+    """Encode the value types msgspec does not know: `Money` as its decimal string."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise NotImplementedError(f"factflow cannot encode values of type {type(value)!r}")
 
 
 def _show(value: Any) -> str:

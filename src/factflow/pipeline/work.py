@@ -9,6 +9,7 @@ import msgspec
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.declare import Dimension, Event, Fact
 from factflow.model.envelope import Envelope
+from factflow.model.types import encode_hook
 from factflow.pipeline.changes import ChangeSet
 
 __all__ = ["Mapped", "Work"]
@@ -18,7 +19,7 @@ P = TypeVar("P", bound=Event)
 #: A row the map step produced, with the envelope it came from.
 Mapped = tuple[Envelope[Any], Fact | Dimension]
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=encode_hook)
 
 
 class Work(Generic[P]):

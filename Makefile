@@ -1,0 +1,34 @@
+# Two commands on a fresh clone (only Python 3.11+ and make needed):
+#   make demo   the whole path on the embedded default: simulate → log → pipelines → DuckDB → KPIs
+#   make test   install what the tests need, then lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "factflow needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --editable . --group dev
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/factflow demo
+
+test: lint typecheck pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+pytest: $(INSTALLED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) factflow-demo .pytest_cache .mypy_cache .ruff_cache

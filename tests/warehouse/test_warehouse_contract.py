@@ -1,0 +1,209 @@
+"""The semantics every warehouse backend keeps; runs once per backend (the `warehouse` fixture)."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from factflow import TerminalError
+from factflow.examples.banking import app
+from factflow.model.dead_letter import DeadLetter
+from factflow.pipeline.changes import ChangeSet
+from factflow.warehouse.base import Warehouse
+
+
+def at(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour, tzinfo=UTC)
+
+
+def naive(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour)
+
+
+def transaction(tx: str, event_id: str, when: datetime, amount: str = "10.00") -> tuple[Any, ...]:
+    money = Decimal(amount)
+    row = (tx, "c-1", "u-1", money, "EUR", money, "DKK", "m", "travel", "DE")
+    return (*row, event_id, when)
+
+
+def user_change(
+    event_id: str, when: datetime, country: str | None, segment: str | None
+) -> tuple[Any, ...]:
+    return ("u-1", country, segment, event_id, when)
+
+
+def write(warehouse: Warehouse, **parts: Any) -> None:
+    changes = ChangeSet()
+    for table, rows in parts.get("facts", {}).items():
+        changes.facts[table] = rows
+    for table, rows in parts.get("dimensions", {}).items():
+        changes.dimension_changes[table] = rows
+    for table, keys in parts.get("references", {}).items():
+        changes.references[table] = keys
+    changes.dead_letters.extend(parts.get("dead_letters", []))
+    warehouse.write(changes)
+
+
+def rows(warehouse: Warehouse, sql: str) -> list[tuple[Any, ...]]:
+    return warehouse.query(sql).rows
+
+
+@pytest.fixture
+def banking(warehouse: Warehouse) -> Warehouse:
+    warehouse.prepare(app.schema)
+    return warehouse
+
+
+def test_prepare_is_idempotent(banking: Warehouse) -> None:
+    banking.prepare(app.schema)
+    assert rows(banking, "SELECT count(*) FROM fact_card_transaction") == [(0,)]
+
+
+def test_facts_are_inserted_first_wins_by_natural_key(banking: Warehouse) -> None:
+    write(banking, facts={"fact_card_transaction": [transaction("t-1", "e-1", at(1))]})
+    write(
+        banking,
+        facts={
+            "fact_card_transaction": [
+                transaction(
+                    "t-1", "e-2", at(1), "99.00"
+                ),  # the same transaction in another envelope
+                transaction("t-2", "e-3", at(2)),
+            ]
+        },
+    )
+    assert rows(
+        banking, "SELECT transaction_id, event_id, amount FROM fact_card_transaction ORDER BY 1"
+    ) == [("t-1", "e-1", Decimal("10.00")), ("t-2", "e-3", Decimal("10.00"))]
+
+
+def test_duplicates_within_one_batch_keep_the_earliest_event(banking: Warehouse) -> None:
+    write(
+        banking,
+        facts={
+            "fact_card_transaction": [
+                transaction("t-1", "e-9", at(2)),
+                transaction("t-1", "e-1", at(1)),
+            ]
+        },
+    )
+    assert rows(banking, "SELECT event_id FROM fact_card_transaction") == [("e-1",)]
+
+
+def test_event_time_is_stored_in_utc(banking: Warehouse) -> None:
+    from datetime import timedelta, timezone
+
+    plus_two = datetime(2026, 1, 1, 14, tzinfo=timezone(timedelta(hours=2)))
+    write(banking, facts={"fact_card_transaction": [transaction("t-1", "e-1", plus_two)]})
+    assert rows(banking, "SELECT occurred_at FROM fact_card_transaction") == [(naive(1, 12),)]
+
+
+CHANGES = [
+    user_change("e-1", at(1), "DK", "standard"),
+    user_change("e-2", at(3), None, "plus"),
+    user_change("e-3", at(5), "SE", None),
+]
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]])
+@pytest.mark.parametrize("batched", [True, False])
+def test_dimension_changes_in_any_order_give_the_in_order_result(
+    banking: Warehouse, order: list[int], batched: bool
+) -> None:
+    arriving = [CHANGES[i] for i in order]
+    for batch in [arriving] if batched else [[c] for c in arriving]:
+        write(banking, dimensions={"dim_user": batch})
+    assert rows(banking, "SELECT user_id, country, segment, inferred FROM dim_user") == [
+        ("u-1", "SE", "plus", False)
+    ]
+    assert rows(
+        banking,
+        "SELECT country, segment, valid_from, valid_to FROM dim_user__history ORDER BY valid_from",
+    ) == [
+        ("DK", "standard", naive(1), naive(3)),
+        ("DK", "plus", naive(3), naive(5)),
+        ("SE", "plus", naive(5), None),
+    ]
+
+
+def test_an_older_change_arriving_late_does_not_override_a_newer_one(banking: Warehouse) -> None:
+    write(banking, dimensions={"dim_user": [user_change("e-2", at(3), None, "plus")]})
+    write(banking, dimensions={"dim_user": [user_change("e-1", at(1), "DK", "standard")]})
+    assert rows(banking, "SELECT country, segment FROM dim_user") == [("DK", "plus")]
+
+
+def test_changes_at_the_same_instant_are_ordered_by_event_id(banking: Warehouse) -> None:
+    write(
+        banking,
+        dimensions={
+            "dim_user": [
+                user_change("e-b", at(1), None, "plus"),
+                user_change("e-a", at(1), "DK", "standard"),
+            ]
+        },
+    )
+    assert rows(banking, "SELECT country, segment FROM dim_user") == [("DK", "plus")]
+    assert rows(banking, "SELECT segment, valid_from FROM dim_user__history") == [
+        ("plus", naive(1))
+    ]
+
+
+def test_a_redelivered_change_changes_nothing(banking: Warehouse) -> None:
+    for _ in range(2):
+        write(banking, dimensions={"dim_user": CHANGES})
+    assert rows(banking, "SELECT count(*) FROM dim_user__changes") == [(3,)]
+    assert rows(banking, "SELECT count(*) FROM dim_user__history") == [(3,)]
+
+
+def test_as_of_queries_read_the_version_valid_at_a_point_in_time(banking: Warehouse) -> None:
+    write(banking, dimensions={"dim_user": CHANGES})
+    as_of = (
+        "SELECT segment FROM dim_user__history WHERE user_id = 'u-1' AND valid_from <= ? "
+        "AND (valid_to IS NULL OR ? < valid_to)"
+    )
+    assert banking.query(as_of, (naive(2), naive(2))).rows == [("standard",)]
+    assert banking.query(as_of, (naive(3), naive(3))).rows == [("plus",)]
+    assert banking.query(as_of, (naive(1, 0), naive(1, 0))).rows == [("standard",)]
+    assert banking.query(as_of, (datetime(2025, 12, 31),) * 2).rows == []
+
+
+def test_unknown_references_become_inferred_members_then_real_ones(banking: Warehouse) -> None:
+    write(banking, references={"dim_user": {"u-1", "u-2"}})
+    assert rows(banking, "SELECT user_id, segment, inferred FROM dim_user ORDER BY 1") == [
+        ("u-1", None, True),
+        ("u-2", None, True),
+    ]
+    write(banking, dimensions={"dim_user": [CHANGES[0]]}, references={"dim_user": {"u-1"}})
+    assert rows(banking, "SELECT user_id, segment, inferred FROM dim_user ORDER BY 1") == [
+        ("u-1", "standard", False),
+        ("u-2", None, True),
+    ]
+
+
+def test_dead_letters_keep_raw_bytes_and_reason_and_are_stored_once(banking: Warehouse) -> None:
+    letter = DeadLetter.of(b"\xff not json", "not a valid JSON envelope")
+    write(banking, dead_letters=[letter, letter])
+    write(banking, dead_letters=[letter])
+    [stored] = banking.dead_letters()
+    assert (stored.raw, stored.reason) == (b"\xff not json", "not a valid JSON envelope")
+
+
+def test_a_failing_batch_writes_nothing_not_even_its_dead_letters(banking: Warehouse) -> None:
+    too_precise = transaction("t-2", "e-2", at(1), "1.000001")
+    with pytest.raises(TerminalError, match="refused a value"):
+        write(
+            banking,
+            facts={"fact_card_transaction": [transaction("t-1", "e-1", at(1)), too_precise]},
+            dead_letters=[DeadLetter.of(b"x", "bad")],
+        )
+    assert rows(banking, "SELECT count(*) FROM fact_card_transaction") == [(0,)]
+    assert banking.dead_letters() == []
+
+
+def test_queries_are_read_only(banking: Warehouse) -> None:
+    from factflow import ConfigurationError
+
+    for statement in ("DELETE FROM dim_user", "DROP TABLE dim_user", "SELECT 1; DELETE FROM x"):
+        with pytest.raises(ConfigurationError, match="read-only"):
+            banking.query(statement)
