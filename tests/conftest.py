@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -39,9 +40,23 @@ def service_url(name: str) -> str:
     return url
 
 
-@pytest.fixture(params=["duckdb"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse(request: pytest.FixtureRequest) -> Iterator[Warehouse]:
-    """A fresh, empty warehouse of each backend; the same contract tests run on all of them."""
-    store = DuckDBWarehouse(None)
-    yield store
-    store.close()
+    """A fresh, empty warehouse of each backend; the same contract tests run on all of them.
+
+    PostgreSQL gets a schema of its own per test, dropped afterwards.
+    """
+    if request.param == "duckdb":
+        store: Warehouse = DuckDBWarehouse(None)
+        yield store
+        store.close()
+        return
+    from factflow.warehouse.postgres import PostgresWarehouse
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    store = PostgresWarehouse(service_url("postgres"), schema=schema)
+    try:
+        yield store
+    finally:
+        store.drop_schema()
+        store.close()

@@ -63,7 +63,7 @@ def run_consumer(
     warehouse.prepare(app.schema)
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, should_stop=stop.is_set)
     total = BatchOutcome()
-    subscription = transport.subscribe(options.group, processor.event_types)
+    subscription = transport.subscribe(options.group, processor.subscription)
     try:
         while not stop.is_set():
             messages = subscription.fetch(options.batch_size, options.max_wait)

@@ -25,14 +25,11 @@ class BatchProcessor:
 
     def __init__(self, app: App, group: str | None = None) -> None:
         self.routes = app.pipelines_by_type(group)
-        events = [
-            event
-            for consumer in app.consumers
-            if group is None or consumer.group == group
-            for event, _ in consumer.pipes
-        ]
-        self.decoder = EventDecoder(events)
+        self.decoder = EventDecoder(app.events)
         self.event_types = frozenset(self.routes)
+        #: What the group subscribes to: every type of the domains it consumes, so that an
+        #: unknown type published there becomes a dead letter instead of going unseen.
+        self.subscription = frozenset(f"{t.partition('.')[0]}.*" for t in self.event_types)
 
     def process(self, messages: Sequence[bytes]) -> ChangeSet:
         envelopes, raws, dead = self.decoder.decode_batch(messages)
@@ -43,8 +40,11 @@ class BatchProcessor:
         for envelope in envelopes:
             by_type.setdefault(envelope.type, []).append(envelope)
         for event_type, events in by_type.items():
+            pipelines = self.routes.get(event_type)
+            if pipelines is None:
+                continue  # handled by another consumer group of the app
             changes.note_seen(event_type, len(events), max(e.occurred_at for e in events))
-            for pipeline in self.routes[event_type]:
+            for pipeline in pipelines:
                 self._run_isolating(pipeline, events, raw_by_id, changes)
         return changes
 

@@ -78,8 +78,10 @@ class Harness:
 
     def rows(self, table: str, *, order_by: str | None = None) -> list[dict[str, Any]]:
         """Every row of `table` as dicts, ordered by `order_by` or by all columns."""
-        order = order_by or "ALL"
-        return self.warehouse.query(f"SELECT * FROM {quote(table)} ORDER BY {order}").as_dicts()
+        if order_by is None:
+            columns = self.warehouse.query(f"SELECT * FROM {quote(table)} WHERE false").columns
+            order_by = ", ".join(str(position) for position in range(1, len(columns) + 1))
+        return self.warehouse.query(f"SELECT * FROM {quote(table)} ORDER BY {order_by}").as_dicts()
 
     def kpi(self, name: str) -> list[dict[str, Any]]:
         """The KPI's rows as `factflow kpi NAME --format json` prints them."""

@@ -55,7 +55,10 @@ class Transport(Protocol):
         ...
 
     def subscribe(self, group: str, event_types: Collection[str]) -> Subscription:
-        """Start (or resume) reading as consumer group `group`, receiving only `event_types`."""
+        """Start (or resume) reading as consumer group `group`, receiving only `event_types`.
+
+        An entry `<domain>.*` stands for every type of that domain (a topic-exchange pattern).
+        """
         ...
 
     def close(self) -> None:
