@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from msgspec import UNSET, UnsetType
+
 from factflow.model.declare import Event, event
 from factflow.model.types import Money
 
@@ -32,11 +34,11 @@ class UserCreated(Event):
 
 @event("user.user_updated")
 class UserUpdated(Event):
-    """Fields left out are unchanged."""
+    """Fields left out are unchanged (`UNSET`); when present they must be strings."""
 
     user_id: str
-    country: str | None = None
-    segment: Segment | None = None
+    country: str | UnsetType = UNSET
+    segment: Segment | UnsetType = UNSET
 
 
 @event("account.account_opened")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from msgspec import UNSET
+
 from factflow.model.declare import Dimension, Event
 from factflow.model.envelope import Envelope
 from factflow.pipeline.app import Consumer
@@ -32,7 +34,11 @@ def user_from_created(event: Envelope[UserCreated]) -> User:
 
 def user_from_updated(event: Envelope[UserUpdated]) -> User:
     d = event.data
-    return User(user_id=d.user_id, country=d.country, segment=d.segment)
+    return User(
+        user_id=d.user_id,
+        country=None if d.country is UNSET else d.country,
+        segment=None if d.segment is UNSET else d.segment,
+    )
 
 
 def account_from_opened(event: Envelope[AccountOpened]) -> Account:
