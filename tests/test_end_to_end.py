@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from factflow.transport.log import LogTransport
 
 from banking_oracle import expected_kpis, parse_valid
 from factflow.cli import main
@@ -19,6 +18,7 @@ from factflow.examples.banking import app
 from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
 from factflow.testing import Harness
+from factflow.transport.log import LogTransport
 from factflow.transport.publishing import outgoing
 from factflow.warehouse.duckdb import DuckDBWarehouse
 from model_dump import dump_model

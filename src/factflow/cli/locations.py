@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from factflow._urls import redact
 from factflow.errors import ConfigurationError
 from factflow.pipeline.app import App
 from factflow.transport.base import Transport
@@ -58,7 +59,14 @@ def open_warehouse(url: str, *, read_only: bool = False) -> Warehouse:
                 f"no warehouse at {path}: fill it first (factflow bootstrap, run or demo)"
             )
         return DuckDBWarehouse(None if str(path) == ":memory:" else path, read_only=read_only)
-    raise ConfigurationError(f"unsupported warehouse {redact(url)}: use duckdb:///path.duckdb")
+    if scheme in ("postgresql", "postgres"):
+        from factflow.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(url, read_only=read_only)
+    raise ConfigurationError(
+        f"unsupported warehouse {redact(url)}: use duckdb:///path.duckdb or "
+        "postgresql://user@host/db"
+    )
 
 
 def open_transport(url: str) -> Transport:
@@ -68,12 +76,3 @@ def open_transport(url: str) -> Transport:
 
         return LogTransport(_local_path(url, scheme))
     raise ConfigurationError(f"unsupported transport {redact(url)}: use log:///path")
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()

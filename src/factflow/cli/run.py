@@ -10,7 +10,8 @@ from types import FrameType
 
 import click
 
-from factflow.cli.locations import load_app, open_transport, open_warehouse, redact
+from factflow._urls import redact
+from factflow.cli.locations import load_app, open_transport, open_warehouse
 from factflow.cli.output import stderr
 from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
 from factflow.errors import FactflowError

@@ -6,7 +6,7 @@ Backends never look at the user's classes; they read `Schema`: tables, columns, 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -176,12 +176,9 @@ def compile_schema(facts: Iterable[type[Fact]], dimensions: Iterable[type[Dimens
     """
     fact_classes = list(dict.fromkeys(facts))
     dim_classes = list(dict.fromkeys(dimensions))
-    pending = [
-        meta.references
-        for meta in (
-            *(cls.__factflow_fact__ for cls in fact_classes),
-            *(cls.__factflow_dimension__ for cls in dim_classes),
-        )
+    pending: list[Mapping[str, type[Dimension]]] = [
+        *(cls.__factflow_fact__.references for cls in fact_classes),
+        *(cls.__factflow_dimension__.references for cls in dim_classes),
     ]
     while pending:
         for target in pending.pop().values():

@@ -1,0 +1,653 @@
+"""PostgreSQL as the warehouse: the model in one schema, each batch COPYed in one transaction.
+
+Semantics are exactly those of the embedded DuckDB warehouse (the shared contract tests run on
+both); what differs is how they are reached:
+
+* the model lives in one schema (`kpi` unless told otherwise, also as ``?schema=`` in the URL),
+  and every connection reads it through its `search_path`, so KPI SQL needs no schema names;
+* a batch is COPYed into temporary staging tables and applied with set-based statements;
+* "last non-null value over a window" is the aggregate `last_non_null`, created in the schema,
+  as PostgreSQL has no `IGNORE NULLS`;
+* several writers may share the schema (one consumer group, several processes): dimension rows
+  are derived under a per-dimension transaction lock, so the last writer sees every change;
+* a lost connection surfaces as `WarehouseUnavailable` and is reopened on next use.
+
+Requires the `postgres` extra: ``pip install 'factflow[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from factflow._urls import pop_query_parameter, redact, redact_text
+from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
+from factflow.model.dead_letter import DeadLetter
+from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
+from factflow.pipeline.changes import ChangeSet, Row
+from factflow.warehouse.base import DEAD_LETTERS, EVENT_STATS, QueryResult, StoredDeadLetter
+from factflow.warehouse.ddl import (
+    TypeNames,
+    create_table,
+    current_rows,
+    history_rows,
+    internal_tables,
+    quote,
+)
+
+try:
+    import psycopg
+    import psycopg.conninfo
+    import psycopg.errors
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise ConfigurationError(
+        "the PostgreSQL warehouse needs psycopg: pip install 'factflow[postgres]'"
+    ) from None
+
+__all__ = ["DEFAULT_SCHEMA", "TYPES", "PostgresWarehouse"]
+
+DEFAULT_SCHEMA = "kpi"
+DECIMAL_SCALE = 10
+TYPES: TypeNames = {
+    ColumnType.TEXT: "text",
+    ColumnType.INTEGER: "bigint",
+    ColumnType.FLOAT: "double precision",
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.MONEY: f"numeric({MONEY_PRECISION}, {MONEY_SCALE})",
+    ColumnType.DECIMAL: f"numeric(38, {DECIMAL_SCALE})",
+    ColumnType.TIMESTAMP: "timestamp",  # UTC, without a zone, as in DuckDB
+    ColumnType.DATE: "date",
+}
+# Staging keeps what arrived: numbers unrounded (so too many decimal places can be refused rather
+# than rounded away) and instants with their offset (converted to UTC on the way in).
+_STAGING: TypeNames = {
+    **TYPES,
+    ColumnType.MONEY: "numeric",
+    ColumnType.DECIMAL: "numeric",
+    ColumnType.TIMESTAMP: "timestamptz",
+}
+_SCALES = {ColumnType.MONEY: MONEY_SCALE, ColumnType.DECIMAL: DECIMAL_SCALE}
+# PostgreSQL has no `last_value(x IGNORE NULLS)`; this aggregate, used over a window, is it.
+_LAST_NON_NULL = (
+    "CREATE FUNCTION last_non_null_step(state anyelement, value anyelement) "
+    "RETURNS anyelement LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT coalesce(value, state)'",
+    "CREATE AGGREGATE last_non_null(anyelement) "
+    "(SFUNC = last_non_null_step, STYPE = anyelement, PARALLEL = SAFE)",
+)
+_DEAD_LETTER_COLUMNS = ("id", "event_type", "event_id", "reason", "raw")
+_DEAD_LETTER_STAGE = "factflow_stage_dead_letters"
+_TOUCHED = "factflow_touched"
+_READS = frozenset({"select", "with", "values", "explain", "table"})
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Cursor = psycopg.Cursor[Any]
+
+
+def _last_value(column: str, window: str) -> str:
+    return f"last_non_null({column}) OVER ({window})"
+
+
+class PostgresWarehouse:
+    """A warehouse in one schema of a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user:password@host:port/database``, with any libpq parameter in the
+            query string; ``?schema=name`` chooses the schema (factflow's, not libpq's).
+        schema: the schema holding the model (default ``kpi``); give it here or in the URL.
+        read_only: refuse `prepare` and `write`, and open every transaction read-only.
+
+    Raises:
+        ConfigurationError: a malformed URL, or two different schemas asked for.
+
+    The connection opens on first use and reopens after it was lost. Several processes may write
+    to one schema at once. Example::
+
+        with PostgresWarehouse("postgresql://kpi@db/analytics?schema=bank") as warehouse:
+            warehouse.prepare(app.schema)
+            warehouse.write(changes)
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, read_only: bool = False) -> None:
+        self._url = url
+        conninfo, in_url = pop_query_parameter(url, "schema")
+        if schema is not None and in_url is not None and schema != in_url:
+            raise ConfigurationError(
+                f"{redact(url)} names the schema {in_url!r} but {schema!r} was asked for; "
+                "give the schema once"
+            )
+        self.schema = schema or in_url or DEFAULT_SCHEMA
+        if len(self.schema.encode()) > 63:
+            raise ConfigurationError(
+                f"schema name {self.schema!r} is longer than PostgreSQL's 63 bytes"
+            )
+        try:
+            options = psycopg.conninfo.conninfo_to_dict(conninfo)
+        except psycopg.ProgrammingError as error:
+            raise ConfigurationError(
+                f"cannot read the PostgreSQL URL {redact(url)}: {redact_text(str(error), url)}"
+            ) from None
+        options.setdefault("application_name", "factflow")
+        options.setdefault("connect_timeout", 10)  # a host that never answers is unavailable
+        self._conninfo = psycopg.conninfo.make_conninfo("", **options)
+        self.read_only = read_only
+        self._lock = threading.Lock()  # one transaction at a time on the shared connection
+        self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
+        self._model: Schema | None = None
+        self._staged: Schema | None = None  # the model the connection's staging tables fit
+        self._stages: dict[str, str] = {}  # table name → its staging table
+
+    # -- Warehouse -------------------------------------------------------------------------
+
+    def prepare(self, schema: Schema) -> None:
+        """Create the schema, factflow's tables and functions, and the model's missing tables.
+
+        Safe to call from several processes at once; existing tables are left as they are.
+        """
+        self._refuse_if_read_only("prepare")
+        name = quote(self.schema)
+        statements = [*internal_tables(TYPES, "bytea")]
+        for fact in schema.facts:
+            statements.append(create_table(fact.table, TYPES))
+        for dim in schema.dimensions:
+            statements.append(create_table(dim.changes, TYPES))
+            statements.append(create_table(dim.current, TYPES))
+            if dim.history is not None:
+                statements.append(create_table(dim.history, TYPES))
+        with self._lock:
+            self._run("prepare", self._prepare, name, statements)
+        self._model = schema
+
+    def write(self, changes: ChangeSet) -> None:
+        """Apply `changes` in one transaction.
+
+        Raises:
+            WarehouseUnavailable: the connection was lost, or PostgreSQL refused the transaction
+                for a passing reason (deadlock, serialization, shutdown); retry the batch.
+            TerminalError: a value PostgreSQL cannot store (too many decimal places, out of
+                range, text with NUL): split the batch to find the message that carries it.
+        """
+        self._refuse_if_read_only("write")
+        schema = self._require_schema()
+        with self._lock:
+            self._run("write", self._write, schema, changes)
+
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:
+        """Run one read-only statement (SELECT, WITH … SELECT, VALUES, EXPLAIN).
+
+        `?` marks a parameter, as in DuckDB. Anything else is refused with `ConfigurationError`,
+        and the statement runs in a READ ONLY transaction, so a data-modifying `WITH` is refused
+        by PostgreSQL too.
+        """
+        statement = _read_only_statement(sql, placeholders=bool(parameters))
+        with self._lock:
+            return self._read(self._query, statement, parameters or None)
+
+    def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
+        """The dead letters, oldest first; none before `prepare` created their table."""
+        sql = (
+            f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
+            "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        with self._lock:
+            try:
+                result = self._read(self._query, sql, None)
+            except psycopg.errors.UndefinedTable:
+                return []
+        return [
+            StoredDeadLetter(
+                id=r[0],
+                event_type=r[1],
+                event_id=r[2],
+                reason=r[3],
+                raw=bytes(r[4]),
+                received_at=r[5],
+            )
+            for r in result.rows
+        ]
+
+    def drop_schema(self) -> None:
+        """Drop the schema and everything in it (for tests and throwaway environments)."""
+        self._refuse_if_read_only("drop_schema")
+        with self._lock:
+            self._run("drop the schema of", self._drop_schema)
+        self._model = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> PostgresWarehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _run(
+        self,
+        action: str,
+        work: Callable[Concatenate[Cursor, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`work(cursor, …)` in one transaction, committed; errors classified for the runtime."""
+        try:
+            connection = self._connection()
+            with connection.cursor() as cursor:
+                self._begin(cursor, read_only=False)
+                result = work(cursor, *args, **kwargs)
+            connection.commit()
+            return result
+        except BaseException as error:
+            self._staged = None  # if this transaction made the staging tables, they are gone
+            self._rollback()
+            classified = _classify(error, self._url, action)
+            if classified is error:
+                raise
+            raise classified from error
+
+    def _read(
+        self, work: Callable[Concatenate[Cursor, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`work(cursor, *args)` in a READ ONLY transaction, tried again once on a fresh connection
+        if the one in hand turns out to be lost (reads are safe to repeat)."""
+        for attempt in (1, 2):
+            try:
+                connection = self._connection()
+                with connection.cursor() as cursor:
+                    self._begin(cursor, read_only=True)
+                    result = work(cursor, *args, **kwargs)
+                connection.rollback()  # nothing to keep
+                return result
+            except psycopg.errors.ReadOnlySqlTransaction as error:
+                self._rollback()
+                raise ConfigurationError(
+                    f"only read-only statements can be queried; PostgreSQL refused: {error}"
+                ) from None
+            except BaseException as error:
+                lost = self._rollback()
+                if lost and attempt == 1 and isinstance(error, psycopg.OperationalError):
+                    continue
+                classified = _classify(error, self._url, "read")
+                if classified is error:
+                    raise
+                raise classified from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _begin(self, cursor: Cursor, *, read_only: bool) -> None:
+        # Set per transaction, not only per session: a query may change session settings
+        # (`SELECT set_config('search_path', …)`), and writes must not follow it elsewhere.
+        cursor.execute(
+            ("SET TRANSACTION READ ONLY; " if read_only else "")
+            + f"SET LOCAL search_path TO {quote(self.schema)}; SET LOCAL TIME ZONE 'UTC'"
+        )
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise ConfigurationError("this PostgreSQL warehouse was closed")
+        if self._conn is None or self._conn.closed:
+            self._conn = None
+            self._staged = None  # temporary tables die with their session
+            connection = psycopg.connect(self._conninfo, autocommit=False)
+            try:
+                # Naive instants in batches mean UTC (as in DuckDB); notices are noise here.
+                connection.execute(
+                    "SET TIME ZONE 'UTC'; SET client_min_messages = warning; "
+                    f"SET search_path TO {quote(self.schema)}"
+                    + ("; SET default_transaction_read_only = on" if self.read_only else "")
+                )
+                connection.commit()
+            except BaseException:
+                connection.close()
+                raise
+            self._conn = connection
+        return self._conn
+
+    def _rollback(self) -> bool:
+        """Roll back whatever was begun; drop a lost connection. True if it was lost."""
+        connection = self._conn
+        if connection is None:
+            return True
+        try:
+            connection.rollback()
+        except psycopg.Error:
+            connection.close()
+        if connection.closed:
+            self._conn = None
+            return True
+        return False
+
+    # -- the work of each method -----------------------------------------------------------
+
+    def _prepare(self, cursor: Cursor, name: str, statements: list[str]) -> None:
+        # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog; one preparer at a
+        # time per schema.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("prepare", self.schema),))
+        # Create only what is missing, so a schema made by an administrator needs no CREATE right
+        # on the database.
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+        if cursor.fetchone() is None:
+            cursor.execute(f"CREATE SCHEMA {name}; SET LOCAL search_path TO {name}")
+        cursor.execute("SELECT to_regprocedure(%s)", (f"{name}.last_non_null(anyelement)",))
+        row = cursor.fetchone()
+        if row is None or row[0] is None:
+            for statement in _LAST_NON_NULL:
+                cursor.execute(statement)
+        for statement in statements:
+            cursor.execute(statement)
+
+    def _drop_schema(self, cursor: Cursor) -> None:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {quote(self.schema)} CASCADE")
+
+    def _query(self, cursor: Cursor, sql: str, parameters: Any) -> QueryResult:
+        cursor.execute(sql, parameters)
+        if cursor.description is None:
+            return QueryResult((), [])
+        return QueryResult(tuple(d.name for d in cursor.description), cursor.fetchall())
+
+    def _write(self, cursor: Cursor, schema: Schema, changes: ChangeSet) -> None:
+        self._stage_tables(cursor, schema)
+        for fact in schema.facts:
+            rows = changes.facts.get(fact.name)
+            if rows:
+                self._insert_first(cursor, fact.table, rows)
+        for dim in schema.dimensions:
+            rows = changes.dimension_changes.get(dim.name)
+            if rows:
+                self._record_changes(cursor, dim, rows)
+        for dim in schema.dimensions:
+            keys = changes.references.get(dim.name)
+            if keys:
+                self._ensure_members(cursor, dim, keys)
+        if changes.dead_letters:
+            self._insert_dead_letters(cursor, changes.dead_letters)
+        if changes.seen:
+            self._count_events(cursor, changes.seen)
+
+    # -- set-based writes ------------------------------------------------------------------
+
+    def _stage_tables(self, cursor: Cursor, schema: Schema) -> None:
+        """Create the session's staging tables once per connection and model.
+
+        They are temporary tables that empty themselves at every commit: created once, unlike
+        tables made per batch, they leave no churn in the catalog.
+        """
+        if self._staged is schema:
+            return
+        tables = [fact.table for fact in schema.facts] + [d.changes for d in schema.dimensions]
+        stages = {table.name: f"factflow_stage_{i}" for i, table in enumerate(tables)}
+        for table in tables:
+            columns = ", ".join(f"{quote(c.name)} {_STAGING[c.type]}" for c in table.columns)
+            cursor.execute(
+                f"DROP TABLE IF EXISTS pg_temp.{stages[table.name]}; "
+                f"CREATE TEMPORARY TABLE {stages[table.name]} ({columns}) ON COMMIT DELETE ROWS"
+            )
+        cursor.execute(
+            f"DROP TABLE IF EXISTS pg_temp.{_DEAD_LETTER_STAGE}; "
+            f"CREATE TEMPORARY TABLE {_DEAD_LETTER_STAGE} (id text, event_type text, "
+            "event_id text, reason text, raw bytea) ON COMMIT DELETE ROWS"
+        )
+        # Made in this batch's transaction, so a rollback takes them away: `_rollback` forgets
+        # them, and the next batch makes them again.
+        self._staged, self._stages = schema, stages
+
+    def _copy(
+        self, cursor: Cursor, stage: str, columns: Sequence[str], rows: Sequence[Row]
+    ) -> None:
+        names = ", ".join(map(quote, columns))
+        with cursor.copy(f"COPY pg_temp.{stage} ({names}) FROM STDIN") as copy:
+            try:
+                for row in rows:
+                    copy.write_row(row)
+            except psycopg.ProgrammingError as error:
+                if error.sqlstate is not None:
+                    raise
+                # psycopg has no way to send this Python value (say, a list for a text column).
+                raise TerminalError(
+                    f"the warehouse refused a value of this batch: {error}"
+                ) from None
+
+    def _insert_first(self, cursor: Cursor, table: Table, rows: Sequence[Row]) -> None:
+        stage = self._stages[table.name]
+        self._copy(cursor, stage, table.column_names, rows)
+        self._check_scales(cursor, table, stage)
+        keys = ", ".join(map(quote, table.key))
+        values = ", ".join(
+            f"{quote(c.name)} AT TIME ZONE 'UTC'"
+            if c.type is ColumnType.TIMESTAMP
+            else quote(c.name)
+            for c in table.columns
+        )
+        cursor.execute(
+            f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, table.column_names))}) "
+            f"SELECT DISTINCT ON ({keys}) {values} FROM pg_temp.{stage} "
+            f"ORDER BY {keys}, occurred_at, event_id ON CONFLICT DO NOTHING"
+        )
+
+    def _check_scales(self, cursor: Cursor, table: Table, stage: str) -> None:
+        """Refuse numbers with more decimal places than their column keeps.
+
+        PostgreSQL would round them silently (DuckDB refuses them); a rounded amount is a wrong
+        amount, so the batch is refused and the runtime isolates the message carrying it.
+        """
+        scaled = [(c.name, _SCALES[c.type]) for c in table.columns if c.type in _SCALES]
+        if not scaled:
+            return
+        checks = ", ".join(f"(%s, {quote(name)}, {scale})" for name, scale in scaled)
+        cursor.execute(
+            f"SELECT v.name, v.value::text, v.scale FROM pg_temp.{stage} "
+            f"CROSS JOIN LATERAL (VALUES {checks}) AS v(name, value, scale) "
+            "WHERE v.value <> round(v.value, v.scale) "
+            "OR v.value IN ('NaN', 'Infinity', '-Infinity') LIMIT 1",
+            [name for name, _ in scaled],
+        )
+        refused = cursor.fetchone()
+        if refused is not None:
+            name, value, scale = refused
+            raise TerminalError(
+                f"the warehouse refused a value of this batch: `{table.name}.{name}` must be a "
+                f"number with at most {scale} decimal places, got {value}"
+            )
+
+    def _record_changes(self, cursor: Cursor, dim: DimensionSpec, rows: Sequence[Row]) -> None:
+        self._insert_first(cursor, dim.changes, rows)
+        # Derive under a lock held until commit: a concurrent writer of this dimension then
+        # derives after this batch committed, from every change including this batch's.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, dim.name),))
+        key = quote(dim.key)
+        touched = (
+            f"WITH {_TOUCHED} AS (SELECT DISTINCT {key} AS key "
+            f"FROM pg_temp.{self._stages[dim.changes.name]}) "
+        )
+        columns = ", ".join(map(quote, dim.current.column_names))
+        updates = ", ".join(
+            f"{quote(c)} = excluded.{quote(c)}" for c in (*dim.attributes, "inferred", "updated_at")
+        )
+        cursor.execute(
+            f"{touched}INSERT INTO {quote(dim.current.name)} ({columns}) "
+            f"{current_rows(dim, _TOUCHED, _last_value)} "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        if dim.history is not None:
+            history = quote(dim.history.name)
+            cursor.execute(
+                f"{touched}DELETE FROM {history} WHERE {key} IN (SELECT key FROM {_TOUCHED})"
+            )
+            cursor.execute(
+                f"{touched}INSERT INTO {history} "
+                f"({', '.join(map(quote, dim.history.column_names))}) "
+                f"{history_rows(dim, _TOUCHED, _last_value)}"
+            )
+
+    def _ensure_members(self, cursor: Cursor, dim: DimensionSpec, keys: set[str]) -> None:
+        cursor.execute(
+            f"INSERT INTO {quote(dim.current.name)} ({quote(dim.key)}, inferred) "
+            "SELECT key, true FROM unnest(%s::text[]) AS key ON CONFLICT DO NOTHING",
+            (sorted(keys),),  # in key order, so concurrent writers lock rows alike
+        )
+
+    def _insert_dead_letters(self, cursor: Cursor, letters: Sequence[DeadLetter]) -> None:
+        self._copy(
+            cursor,
+            _DEAD_LETTER_STAGE,
+            _DEAD_LETTER_COLUMNS,
+            [(d.id, d.event_type, d.event_id, d.reason, d.raw) for d in letters],
+        )
+        columns = ", ".join(_DEAD_LETTER_COLUMNS)
+        cursor.execute(
+            f"INSERT INTO {DEAD_LETTERS} ({columns}, received_at) "
+            f"SELECT DISTINCT ON (id) {columns}, now() AT TIME ZONE 'UTC' "
+            f"FROM pg_temp.{_DEAD_LETTER_STAGE} ORDER BY id ON CONFLICT DO NOTHING"
+        )
+
+    def _count_events(self, cursor: Cursor, seen: dict[str, tuple[int, datetime]]) -> None:
+        types = sorted(seen)
+        cursor.execute(
+            f"INSERT INTO {EVENT_STATS} AS t (event_type, events, last_occurred_at) "
+            "SELECT event_type, events, last_occurred_at AT TIME ZONE 'UTC' "
+            "FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) "
+            "AS s(event_type, events, last_occurred_at) "
+            "ON CONFLICT (event_type) DO UPDATE SET events = t.events + excluded.events, "
+            "last_occurred_at = greatest(t.last_occurred_at, excluded.last_occurred_at)",
+            (types, [seen[t][0] for t in types], [seen[t][1] for t in types]),
+        )
+
+    def _require_schema(self) -> Schema:
+        if self._model is None:
+            raise ConfigurationError("call prepare(schema) before writing to the warehouse")
+        return self._model
+
+    def _refuse_if_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise ConfigurationError(
+                f"cannot {action}: the PostgreSQL warehouse {redact(self._url)} was opened "
+                "read-only"
+            )
+
+
+def _lock_key(*names: str) -> int:
+    """A 64-bit advisory lock id for `names`, the same in every process."""
+    digest = hashlib.blake2b("\x00".join(names).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _classify(error: BaseException, url: str, action: str) -> BaseException:
+    """Tell the runtime whether retrying `action` ("write", "read", …) can help."""
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        # Lost or refused connections, shutdowns, deadlocks, serialization failures, timeouts,
+        # exhausted resources: all pass, and the runtime retries the batch.
+        return WarehouseUnavailable(
+            f"the PostgreSQL warehouse {redact(url)} cannot {action} now: "
+            f"{redact_text(str(error), url)}"
+        )
+    if action == "write" and isinstance(
+        error, psycopg.DataError | psycopg.IntegrityError | OverflowError | TypeError
+    ):
+        return TerminalError(f"the warehouse refused a value of this batch: {error}")
+    return error
+
+
+_TOKEN = re.compile(
+    r"""(?P<space>\s+|--[^\n]*)
+      | (?P<comment>/\*)
+      | (?P<escaped>[eE]')
+      | (?P<quote>['"])
+      | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+      | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+      | (?P<other>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _read_only_statement(sql: str, *, placeholders: bool) -> str:
+    """`sql` if it is one statement that reads; with `placeholders`, `?` spelled as psycopg's `%s`.
+
+    A small scanner, not a parser: it knows PostgreSQL's literals, quoted names and comments
+    well enough to find statement ends and placeholders. Whatever it lets through still runs in a
+    READ ONLY transaction.
+    """
+    out: list[str] = []
+    first: str | None = None
+    ended = several = False
+    position = 0
+    while position < len(sql):
+        match = _TOKEN.match(sql, position)
+        assert match is not None  # `other` matches any character
+        kind, text = match.lastgroup, match.group()
+        end = match.end()
+        if kind == "comment":
+            end = _comment_end(sql, position)
+        elif kind in ("escaped", "quote"):
+            end = _quoted_end(sql, end, text[-1], backslashes=kind == "escaped")
+        elif kind == "dollar":
+            closing = sql.find(text, end)
+            end = len(sql) if closing < 0 else closing + len(text)
+        piece = sql[position:end]
+        position = end
+        if placeholders:
+            # psycopg reads % everywhere, even inside literals and comments.
+            piece = "%s" if piece == "?" and kind == "other" else piece.replace("%", "%%")
+        if kind in ("space", "comment"):
+            out.append(piece)
+            continue
+        if ended:
+            several = True
+            break
+        if piece == ";":
+            ended = True
+        elif first is None and kind == "word":
+            first = piece.lower()
+        elif first is None and piece != "(":
+            first = piece
+        out.append(piece)
+    if several or first not in _READS:
+        got = "several statements" if several else repr(first or sql.strip()[:20])
+        raise ConfigurationError(
+            "only one read-only statement (SELECT, WITH … SELECT, VALUES, EXPLAIN) can be "
+            f"queried, got {got}"
+        )
+    return "".join(out)
+
+
+def _quoted_end(sql: str, start: int, quote_char: str, *, backslashes: bool) -> int:
+    """The end of a literal or quoted name whose body starts at `start`."""
+    position = start
+    while position < len(sql):
+        char = sql[position]
+        if backslashes and char == "\\":
+            position += 2
+        elif char == quote_char:
+            if sql.startswith(quote_char, position + 1):
+                position += 2  # a doubled quote stands for itself
+            else:
+                return position + 1
+        else:
+            position += 1
+    return len(sql)
+
+
+def _comment_end(sql: str, start: int) -> int:
+    """The end of the block comment at `start`; PostgreSQL's block comments nest."""
+    depth, position = 0, start
+    while position < len(sql):
+        if sql.startswith("/*", position):
+            depth, position = depth + 1, position + 2
+        elif sql.startswith("*/", position):
+            depth, position = depth - 1, position + 2
+            if depth == 0:
+                return position
+        else:
+            position += 1
+    return len(sql)

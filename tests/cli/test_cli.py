@@ -1,0 +1,134 @@
+"""The command line, in process (click's runner) against real files in a temporary folder."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from factflow.cli import main
+from factflow.testing import envelope
+
+SETTLED = {
+    "transaction_id": "t-1",
+    "card_id": "c-1",
+    "user_id": "u-1",
+    "amount": "10.00",
+    "currency": "EUR",
+    "billing_amount": "74.60",
+    "billing_currency": "DKK",
+    "merchant": "Hotel",
+    "merchant_category": "travel",
+    "merchant_country": "DE",
+}
+
+
+def factflow(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    lines = [
+        envelope("card.transaction_settled", SETTLED, id="e-1"),
+        envelope("card.transaction_settled", SETTLED, id="e-2"),  # re-published: counts once
+        envelope("card.transaction_settled", SETTLED | {"transaction_id": "t-2", "amount": "x"}),
+        b"this is not json",
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_kpi_without_a_name_lists_every_kpi_with_its_description() -> None:
+    result = factflow("kpi")
+    assert result.exit_code == 0
+    for name in ("travel_card_foreign_visa_users", "active_users_by_month", "spend_by_segment"):
+        assert name in result.output
+    assert "the talk's question" in result.output.lower()
+
+
+def test_bootstrap_prints_counts_and_kpi_prints_the_json_of_the_contract(
+    events_file: Path, tmp_path: Path
+) -> None:
+    warehouse = f"duckdb:///{tmp_path}/kpi.duckdb"
+    result = factflow(
+        "bootstrap",
+        "--app",
+        "factflow.examples.banking",
+        "--from",
+        str(events_file),
+        "--warehouse",
+        warehouse,
+    )
+    assert result.exit_code == 0, result.output
+    assert "events: 4" in result.output
+    assert "dead letters: 2" in result.output
+
+    result = factflow(
+        "kpi",
+        "spend_by_currency",
+        "--app",
+        "factflow.examples.banking",
+        "--warehouse",
+        warehouse,
+        "--format",
+        "json",
+    )
+    assert json.loads(result.output) == {
+        "kpi": "spend_by_currency",
+        "rows": [{"currency": "EUR", "billing_currency": "DKK", "billing_amount": "74.60"}],
+    }
+    result = factflow(
+        "kpi", "travel_card_foreign_visa_users", "--warehouse", warehouse, "--format", "json"
+    )
+    assert json.loads(result.output) == {
+        "kpi": "travel_card_foreign_visa_users",
+        "rows": [{"users": 0}],
+    }
+
+
+def test_dlq_list_shows_every_dead_letter_with_its_reason(
+    events_file: Path, tmp_path: Path
+) -> None:
+    warehouse = f"duckdb:///{tmp_path}/kpi.duckdb"
+    factflow("bootstrap", "--from", str(events_file), "--warehouse", warehouse)
+    result = factflow("dlq", "list", "--warehouse", warehouse, "--format", "json")
+    letters = [json.loads(line) for line in result.output.splitlines()]
+    assert len(letters) == 2
+    reasons = " | ".join(letter["reason"] for letter in letters)
+    assert "not a valid JSON envelope" in reasons
+    assert "`data.amount` must be a decimal string" in reasons
+    assert {letter["raw"] for letter in letters} >= {"this is not json"}
+
+
+def test_an_unknown_kpi_is_a_clear_error_listing_the_known_ones(tmp_path: Path) -> None:
+    result = factflow("kpi", "nope", "--warehouse", f"duckdb:///{tmp_path}/none.duckdb")
+    assert result.exit_code == 1
+    assert "no KPI 'nope'; known:" in result.output
+
+
+def test_asking_a_warehouse_that_does_not_exist_says_how_to_fill_it(tmp_path: Path) -> None:
+    result = factflow("kpi", "spend_by_currency", "--warehouse", f"duckdb:///{tmp_path}/x.duckdb")
+    assert result.exit_code == 1
+    assert "fill it first" in result.output
+
+
+def test_an_unknown_app_module_is_a_clear_error(tmp_path: Path) -> None:
+    result = factflow("kpi", "--app", "no.such.module")
+    assert result.exit_code == 1
+    assert "cannot import the app module 'no.such.module'" in result.output
+
+
+def test_an_unsupported_warehouse_url_names_the_supported_ones(events_file: Path) -> None:
+    result = factflow("bootstrap", "--from", str(events_file), "--warehouse", "oracle://db")
+    assert result.exit_code == 1
+    assert "use duckdb:///" in result.output
+
+
+def test_settings_come_from_the_environment(events_file: Path, tmp_path: Path) -> None:
+    warehouse = f"duckdb:///{tmp_path}/env.duckdb"
+    runner = CliRunner(env={"FACTFLOW_WAREHOUSE": warehouse})
+    result = runner.invoke(main, ["bootstrap", "--from", str(events_file)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env.duckdb").exists()
