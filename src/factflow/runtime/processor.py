@@ -27,9 +27,11 @@ class BatchProcessor:
         self.routes = app.pipelines_by_type(group)
         self.decoder = EventDecoder(app.events)
         self.event_types = frozenset(self.routes)
-        #: What the group subscribes to: every type of the domains it consumes, so that an
-        #: unknown type published there becomes a dead letter instead of going unseen.
-        self.subscription = frozenset(f"{t.partition('.')[0]}.*" for t in self.event_types)
+        #: What the group subscribes to: the types it handles and, as `<domain>.*`, every other
+        #: type of those domains, so that an unknown type becomes a dead letter, never unseen.
+        self.subscription = self.event_types | {
+            f"{t.partition('.')[0]}.*" for t in self.event_types
+        }
 
     def process(self, messages: Sequence[bytes]) -> ChangeSet:
         envelopes, raws, dead = self.decoder.decode_batch(messages)
