@@ -1,5 +1,6 @@
 """Processing and writing batches: routing, isolation of bad events, retries."""
 
+import threading
 from typing import Any
 
 import pytest
@@ -125,8 +126,10 @@ def test_a_transient_failure_is_retried_until_the_write_succeeds() -> None:
 def test_stopping_while_the_warehouse_is_down_raises_instead_of_acknowledging() -> None:
     store = FlakyWarehouse(failures=10**6)
     store.prepare(banking.schema)
+    stopping = threading.Event()
+    stopping.set()
     writer = BatchWriter(
-        BatchProcessor(banking), store, backoff=Backoff(first=0.001), should_stop=lambda: True
+        BatchProcessor(banking), store, backoff=Backoff(first=0.001), stop=stopping
     )
     with pytest.raises(Stopped):
         writer.write([settled("t-1")])

@@ -12,6 +12,7 @@ from factflow.cli.publish import publish
 from factflow.cli.run import run
 from factflow.cli.settings import load_defaults
 from factflow.cli.simulate import simulate
+from factflow.cli.status import status
 
 __all__ = ["main"]
 
@@ -28,5 +29,5 @@ def main(ctx: click.Context) -> None:
     ctx.default_map = load_defaults()
 
 
-for command in (demo, simulate, bootstrap, run, publish, kpi, dlq):
+for command in (demo, simulate, bootstrap, run, publish, kpi, dlq, status):
     main.add_command(command)

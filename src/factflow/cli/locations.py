@@ -75,4 +75,15 @@ def open_transport(url: str) -> Transport:
         from factflow.transport.log import LogTransport
 
         return LogTransport(_local_path(url, scheme))
-    raise ConfigurationError(f"unsupported transport {redact(url)}: use log:///path")
+    if scheme in ("amqp", "amqps"):
+        from factflow.transport.rabbitmq import RabbitMQTransport
+
+        return RabbitMQTransport(url)
+    if scheme in ("nats", "tls"):
+        from factflow.transport.nats import NatsTransport
+
+        return NatsTransport(url)
+    raise ConfigurationError(
+        f"unsupported transport {redact(url)}: use log:///path, amqp://user:pass@host/vhost "
+        "or nats://host:4222"
+    )

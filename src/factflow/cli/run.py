@@ -12,11 +12,12 @@ import click
 
 from factflow._urls import redact
 from factflow.cli.locations import load_app, open_transport, open_warehouse
-from factflow.cli.output import stderr
+from factflow.cli.logs import configure_logging
 from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
 from factflow.errors import FactflowError
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
-from factflow.runtime.writer import BatchOutcome
+from factflow.runtime.http import serve_metrics
+from factflow.runtime.metrics import Metrics
 
 __all__ = ["run"]
 
@@ -45,6 +46,20 @@ log = logging.getLogger("factflow.cli")
 @click.option(
     "--until-idle", is_flag=True, help="Exit once caught up instead of waiting for more events."
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics (Prometheus) and /healthz on this port.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    show_default=True,
+    help="auto: JSON lines unless stderr is a terminal.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
 def run(
     app: str,
     transport: str,
@@ -53,13 +68,19 @@ def run(
     batch_size: int,
     max_wait: float,
     until_idle: bool,
+    metrics_port: int | None,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Consume events and keep the warehouse up to date, until SIGTERM or Ctrl-C.
 
     Each batch is written in one transaction and acknowledged only after it committed; on
-    SIGTERM/SIGINT the batch in hand is finished and acknowledged, then it exits 0.
+    SIGTERM/SIGINT the batch in hand is finished and acknowledged, then it exits 0. A lost
+    broker is reconnected and a warehouse that is down is retried, both with backoff.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(
+        log_level, json_lines={"auto": None, "json": True, "console": False}[log_format]
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -68,14 +89,25 @@ def run(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    metrics = Metrics()
+    server = serve_metrics(metrics, metrics_port) if metrics_port is not None else None
     started = time.perf_counter()
     try:
         the_app = load_app(app)
         source = open_transport(transport)
         store = open_warehouse(warehouse)
-        log.info("consuming %s as group %r into %s", redact(transport), group, redact(warehouse))
+        log.info(
+            "consuming",
+            extra={
+                "transport": redact(transport),
+                "warehouse": redact(warehouse),
+                "group": group,
+                "app": the_app.name,
+                "metrics_port": metrics_port,
+            },
+        )
         try:
-            total: BatchOutcome = run_consumer(
+            total = run_consumer(
                 the_app,
                 source,
                 store,
@@ -83,14 +115,23 @@ def run(
                     group=group, batch_size=batch_size, max_wait=max_wait, stop_when_idle=until_idle
                 ),
                 stop=stop,
+                metrics=metrics,
             )
         finally:
             store.close()
             source.close()
     except FactflowError as error:
         raise fail(error) from None
+    finally:
+        if server is not None:
+            server.shutdown()
     elapsed = time.perf_counter() - started
-    stderr.print(
-        f"events: {total.messages}  rows: {total.rows}  dead letters: {total.dead_letters}  "
-        f"time: {elapsed:.1f}s"
+    log.info(
+        "stopped",
+        extra={
+            "events": total.messages,
+            "rows": total.rows,
+            "dead_letters": total.dead_letters,
+            "seconds": round(elapsed, 3),
+        },
     )

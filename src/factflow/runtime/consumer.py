@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -9,11 +10,12 @@ from collections.abc import Callable
 
 import msgspec
 
-from factflow.errors import ConfigurationError
+from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.pipeline.app import App
+from factflow.runtime.metrics import Metrics
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import Backoff, BatchOutcome, BatchWriter, Stopped
-from factflow.transport.base import Transport
+from factflow.transport.base import Subscription, Transport
 from factflow.warehouse.base import Warehouse
 
 __all__ = ["ConsumerOptions", "run_consumer"]
@@ -22,13 +24,15 @@ log = logging.getLogger("factflow.runtime")
 
 
 class ConsumerOptions(msgspec.Struct, frozen=True):
-    """How a consumer batches.
+    """How a consumer batches and retries.
 
     Args:
         group: the consumer group to read as.
         batch_size: the most messages written in one warehouse transaction.
         max_wait: seconds to wait for a batch to fill before writing what there is.
         stop_when_idle: return once a fetch finds nothing (for demos, tests and catch-up runs).
+        backoff: waits between retries when the transport or the warehouse is unavailable.
+        backlog_every: seconds between two readings of the transport's backlog (for metrics).
     """
 
     group: str = "kpi"
@@ -36,6 +40,7 @@ class ConsumerOptions(msgspec.Struct, frozen=True):
     max_wait: float = 0.5
     stop_when_idle: bool = False
     backoff: Backoff = Backoff()
+    backlog_every: float = 5.0
 
 
 def run_consumer(
@@ -46,11 +51,14 @@ def run_consumer(
     *,
     stop: threading.Event | None = None,
     on_batch: Callable[[BatchOutcome], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> BatchOutcome:
     """Consume until `stop` is set (or, with `stop_when_idle`, until caught up).
 
     Every batch is written in one transaction and acknowledged only after it committed; the
-    batch in hand when `stop` is set is finished and acknowledged before returning.
+    batch in hand when `stop` is set is finished and acknowledged before returning. A lost
+    transport is reconnected with backoff; a warehouse that is down is retried with backoff,
+    acknowledging nothing meanwhile.
     """
     options = options or ConsumerOptions()
     stop = stop or threading.Event()
@@ -61,12 +69,16 @@ def run_consumer(
             f"its groups are: {', '.join(app.groups) or 'none'}"
         )
     warehouse.prepare(app.schema)
-    writer = BatchWriter(processor, warehouse, backoff=options.backoff, should_stop=stop.is_set)
+    writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
+    reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
-    subscription = transport.subscribe(options.group, processor.subscription)
     try:
         while not stop.is_set():
-            messages = subscription.fetch(options.batch_size, options.max_wait)
+            if metrics is not None:
+                metrics.heartbeat()
+            messages = reader.fetch()
+            if messages is None:
+                continue  # reconnecting
             if not messages:
                 if options.stop_when_idle:
                     break
@@ -77,11 +89,83 @@ def run_consumer(
             except Stopped:
                 log.warning("stopping with %d messages unacknowledged", len(messages))
                 break
-            subscription.commit()
+            reader.commit()
             total.add(outcome)
-            log.debug("batch of %d written in %.3fs", len(messages), time.perf_counter() - started)
+            if metrics is not None:
+                metrics.batch_written(outcome, time.perf_counter() - started)
             if on_batch is not None:
                 on_batch(outcome)
     finally:
-        subscription.close()
+        reader.close()
     return total
+
+
+class _Reader:
+    """The subscription, reopened with backoff whenever the transport drops it."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        options: ConsumerOptions,
+        event_types: frozenset[str],
+        stop: threading.Event,
+        metrics: Metrics | None,
+    ) -> None:
+        self._transport = transport
+        self._options = options
+        self._event_types = event_types
+        self._stop = stop
+        self._metrics = metrics
+        self._subscription: Subscription | None = None
+        self._next_wait = options.backoff.waits()
+        self._backlog_at = 0.0
+
+    def fetch(self) -> list[bytes] | None:
+        """A batch (maybe empty), or None while the transport is unavailable."""
+        try:
+            if self._subscription is None:
+                self._subscription = self._transport.subscribe(
+                    self._options.group, self._event_types
+                )
+                self._next_wait = self._options.backoff.waits()
+            self._read_backlog()
+            return list(self._subscription.fetch(self._options.batch_size, self._options.max_wait))
+        except TransportUnavailable as error:
+            self._lost(error)
+            return None
+
+    def commit(self) -> None:
+        if self._subscription is None:
+            return
+        try:
+            self._subscription.commit()
+        except TransportUnavailable as error:
+            # The batch is in the warehouse; the transport will deliver it again, harmlessly.
+            self._lost(error)
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(TransportUnavailable):
+                self._subscription.close()
+            self._subscription = None
+
+    def _lost(self, error: TransportUnavailable) -> None:
+        self.close()
+        wait = self._next_wait()
+        log.warning("transport unavailable, reconnecting in %.1fs: %s", wait, error)
+        if self._metrics is not None:
+            self._metrics.reconnecting()
+        self._stop.wait(wait)
+
+    def _read_backlog(self) -> None:
+        depth = getattr(self._transport, "depth", None)
+        now = time.monotonic()
+        if self._metrics is None or depth is None or now < self._backlog_at:
+            return
+        self._backlog_at = now + self._options.backlog_every
+        try:
+            self._metrics.backlog(depth(self._options.group))
+        except TransportUnavailable:
+            raise
+        except Exception as error:  # a backlog reading must never stop consumption
+            log.debug("cannot read the backlog: %s", error)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import msgspec
 
@@ -25,16 +26,38 @@ class Backoff(msgspec.Struct, frozen=True):
     first: float = 0.2
     longest: float = 30.0
 
+    def waits(self) -> Callable[[], float]:
+        """A fresh sequence of waits: each call returns the next one."""
+        current = self.first / 2
+
+        def next_wait() -> float:
+            nonlocal current
+            current = min(current * 2, self.longest)
+            return current
+
+        return next_wait
+
 
 class BatchOutcome(msgspec.Struct):
+    """What batches did: messages taken, rows staged, dead letters kept, events per type."""
+
     messages: int = 0
     rows: int = 0
     dead_letters: int = 0
+    retries: int = 0
+    #: Event type → (envelopes processed, latest `occurred_at`).
+    seen: dict[str, tuple[int, datetime]] = msgspec.field(default_factory=dict)
 
     def add(self, other: BatchOutcome) -> None:
         self.messages += other.messages
         self.rows += other.rows
         self.dead_letters += other.dead_letters
+        self.retries += other.retries
+        for event_type, (count, latest) in other.seen.items():
+            known = self.seen.get(event_type)
+            self.seen[event_type] = (
+                (count, latest) if known is None else (known[0] + count, max(known[1], latest))
+            )
 
 
 class Stopped(Exception):
@@ -55,24 +78,23 @@ class BatchWriter:
         warehouse: Warehouse,
         *,
         backoff: Backoff | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.processor = processor
         self.warehouse = warehouse
         self.backoff = backoff or Backoff()
-        self.should_stop = should_stop
+        self.stop = stop or threading.Event()
 
     def write(self, messages: Sequence[bytes]) -> BatchOutcome:
         changes = self.processor.process(messages)
         try:
-            self._write_retrying(changes)
+            retries = self._write_retrying(changes)
         except TerminalError as error:
             if len(messages) == 1:
                 letter = DeadLetter.of(bytes(messages[0]), f"warehouse refused it: {error}")
                 alone = ChangeSet()
                 alone.dead_letters.append(letter)
-                self._write_retrying(alone)
-                return BatchOutcome(messages=1, dead_letters=1)
+                return BatchOutcome(messages=1, dead_letters=1, retries=self._write_retrying(alone))
             middle = len(messages) // 2
             outcome = self.write(messages[:middle])
             outcome.add(self.write(messages[middle:]))
@@ -81,17 +103,23 @@ class BatchWriter:
             messages=len(messages),
             rows=len(changes) - len(changes.dead_letters),
             dead_letters=len(changes.dead_letters),
+            retries=retries,
+            seen=changes.seen,
         )
 
-    def _write_retrying(self, changes: ChangeSet) -> None:
-        wait = self.backoff.first
+    def _write_retrying(self, changes: ChangeSet) -> int:
+        """Write, retrying transient failures until success or stop; returns the retries."""
+        next_wait = self.backoff.waits()
+        retries = 0
         while True:
             try:
                 self.warehouse.write(changes)
-                return
+                return retries
             except TransientError as error:
-                if self.should_stop():
+                if self.stop.is_set():
                     raise Stopped("stopped while the warehouse was unavailable") from error
+                wait = next_wait()
                 log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
-                time.sleep(wait)
-                wait = min(wait * 2, self.backoff.longest)
+                retries += 1
+                if self.stop.wait(wait):
+                    raise Stopped("stopped while the warehouse was unavailable") from error

@@ -201,6 +201,10 @@ class LogTransport:
             for file in sorted(self._path.glob("*.log"))
         }
 
+    def depth(self, group: str) -> int:
+        """The backlog of `group` in bytes (the log does not count records without reading)."""
+        return sum(self.lag(group).values())
+
     def close(self) -> None:
         """Close the files and every subscription opened here (releasing their groups)."""
         self._closed = True
