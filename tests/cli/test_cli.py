@@ -6,21 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from banking_events import SETTLED
 from factflow.cli import main
 from factflow.testing import envelope
-
-SETTLED = {
-    "transaction_id": "t-1",
-    "card_id": "c-1",
-    "user_id": "u-1",
-    "amount": "10.00",
-    "currency": "EUR",
-    "billing_amount": "74.60",
-    "billing_currency": "DKK",
-    "merchant": "Hotel",
-    "merchant_category": "travel",
-    "merchant_country": "DE",
-}
 
 
 def factflow(*args: str) -> Result:

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from banking_events import settled
 from factflow import App, Consumer, Envelope, Pipeline, TransientError, insert_first
 from factflow.errors import WarehouseUnavailable
 from factflow.examples.banking import app as banking
@@ -13,25 +14,6 @@ from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import Backoff, BatchWriter, Stopped
 from factflow.testing import Harness, envelope
 from factflow.warehouse.duckdb import DuckDBWarehouse
-
-SETTLED = {
-    "transaction_id": "t-1",
-    "card_id": "c-1",
-    "user_id": "u-1",
-    "amount": "10.00",
-    "currency": "EUR",
-    "billing_amount": "74.60",
-    "billing_currency": "DKK",
-    "merchant": "Hotel",
-    "merchant_category": "travel",
-    "merchant_country": "DE",
-}
-
-
-def settled(transaction_id: str, **changes: Any) -> bytes:
-    return envelope(
-        "card.transaction_settled", SETTLED | {"transaction_id": transaction_id} | changes
-    )
 
 
 def test_events_are_routed_by_type_to_their_pipelines() -> None:

@@ -20,7 +20,14 @@ import msgspec
 from factflow.model.schema import Schema
 from factflow.pipeline.changes import ChangeSet
 
-__all__ = ["DEAD_LETTERS", "EVENT_STATS", "QueryResult", "StoredDeadLetter", "Warehouse"]
+__all__ = [
+    "DEAD_LETTERS",
+    "EVENT_STATS",
+    "QueryResult",
+    "StoredDeadLetter",
+    "Warehouse",
+    "dead_letters_query",
+]
 
 DEAD_LETTERS = "factflow_dead_letters"
 EVENT_STATS = "factflow_event_stats"
@@ -41,6 +48,20 @@ class StoredDeadLetter(msgspec.Struct, frozen=True):
     reason: str
     raw: bytes
     received_at: datetime
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> StoredDeadLetter:
+        """From a row of `dead_letters_query`."""
+        id_, event_type, event_id, reason, raw, received_at = row
+        return cls(id_, event_type, event_id, reason, bytes(raw), received_at)
+
+
+def dead_letters_query(limit: int | None) -> str:
+    """The dead letters, oldest first, as `StoredDeadLetter.from_row` reads them."""
+    return (
+        f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
+        "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+    )
 
 
 class Warehouse(Protocol):

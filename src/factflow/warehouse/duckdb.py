@@ -22,6 +22,7 @@ from factflow.warehouse.base import (
     EVENT_STATS,
     QueryResult,
     StoredDeadLetter,
+    dead_letters_query,
 )
 from factflow.warehouse.ddl import (
     TypeNames,
@@ -146,26 +147,13 @@ class DuckDBWarehouse:
             return QueryResult(columns, cursor.fetchall())
 
     def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
-        sql = (
-            f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
-            "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        )
+        sql = dead_letters_query(limit)
         with self._lock:
             try:
                 rows = self._con.execute(sql).fetchall()
             except duckdb.CatalogException:
                 return []
-        return [
-            StoredDeadLetter(
-                id=r[0],
-                event_type=r[1],
-                event_id=r[2],
-                reason=r[3],
-                raw=bytes(r[4]),
-                received_at=r[5],
-            )
-            for r in rows
-        ]
+        return [StoredDeadLetter.from_row(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:

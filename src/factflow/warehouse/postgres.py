@@ -30,7 +30,13 @@ from factflow.model.dead_letter import DeadLetter
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
 from factflow.pipeline.changes import ChangeSet, Row
-from factflow.warehouse.base import DEAD_LETTERS, EVENT_STATS, QueryResult, StoredDeadLetter
+from factflow.warehouse.base import (
+    DEAD_LETTERS,
+    EVENT_STATS,
+    QueryResult,
+    StoredDeadLetter,
+    dead_letters_query,
+)
 from factflow.warehouse.ddl import (
     TypeNames,
     create_table,
@@ -192,26 +198,13 @@ class PostgresWarehouse:
 
     def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
         """The dead letters, oldest first; none before `prepare` created their table."""
-        sql = (
-            f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
-            "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        )
+        sql = dead_letters_query(limit)
         with self._lock:
             try:
                 result = self._read(self._query, sql, None)
             except psycopg.errors.UndefinedTable:
                 return []
-        return [
-            StoredDeadLetter(
-                id=r[0],
-                event_type=r[1],
-                event_id=r[2],
-                reason=r[3],
-                raw=bytes(r[4]),
-                received_at=r[5],
-            )
-            for r in result.rows
-        ]
+        return [StoredDeadLetter.from_row(r) for r in result.rows]
 
     def drop_schema(self) -> None:
         """Drop the schema and everything in it (for tests and throwaway environments)."""
