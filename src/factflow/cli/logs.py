@@ -55,3 +55,5 @@ def configure_logging(level: str = "INFO", *, json_lines: bool | None = None) ->
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # pika reports every connect and close at INFO; factflow logs what matters of them.
+    logging.getLogger("pika").setLevel(logging.WARNING)
