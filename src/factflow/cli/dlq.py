@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import click
 import msgspec
 from rich.table import Table
@@ -17,6 +19,14 @@ __all__ = ["dlq"]
 @click.group()
 def dlq() -> None:
     """Dead letters: messages that could not be processed, kept with their reasons."""
+
+
+def _raw_fields(raw: bytes) -> dict[str, str]:
+    """The raw message exactly: as text when it is UTF-8, else as base64."""
+    try:
+        return {"raw": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"raw_base64": base64.b64encode(raw).decode("ascii")}
 
 
 @dlq.command("list")
@@ -45,7 +55,7 @@ def list_(warehouse: str, limit: int | None, output: str) -> None:
                         "event_type": letter.event_type,
                         "event_id": letter.event_id,
                         "reason": letter.reason,
-                        "raw": letter.raw.decode("utf-8", "replace"),
+                        **_raw_fields(letter.raw),
                     }
                 ).decode()
             )
