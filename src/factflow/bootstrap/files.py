@@ -3,16 +3,24 @@ app's pipelines into the warehouse, in batches. Bad lines become dead letters.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from factflow.pipeline.app import App
+from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
 from factflow.transport.files import read_lines
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["bootstrap_file"]
+__all__ = ["DEFAULT_BATCH_SIZE", "bootstrap_file"]
+
+#: Events per transaction when replaying history: large, since nobody waits for a single event.
+DEFAULT_BATCH_SIZE = 50_000
+
+_Work = tuple[Sequence[bytes], ChangeSet] | None
 
 
 def bootstrap_file(
@@ -20,20 +28,47 @@ def bootstrap_file(
     path: Path,
     warehouse: Warehouse,
     *,
-    batch_size: int = 5000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[BatchOutcome], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> BatchOutcome:
     """Replay an event file through every pipeline of `app`; safe to run again (idempotent).
 
-    `on_progress` receives the bytes of the file read so far; `on_batch` each batch's outcome.
+    Decoding and mapping the next batch overlaps with writing the previous one (the warehouse
+    works outside the interpreter lock), with at most one batch waiting in between, so memory
+    stays bounded. `on_progress` receives the bytes of the file read so far; `on_batch` each
+    batch's outcome.
     """
     warehouse.prepare(app.schema)
-    writer = BatchWriter(BatchProcessor(app), warehouse)
+    processor = BatchProcessor(app)
+    writer = BatchWriter(processor, warehouse)
     total = BatchOutcome()
-    for lines in read_lines(path, batch_size, on_progress=on_progress):
-        outcome = writer.write(lines)
-        total.add(outcome)
-        if on_batch is not None:
-            on_batch(outcome)
+    handoff: queue.Queue[_Work] = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def write_batches() -> None:
+        while (work := handoff.get()) is not None:
+            if failure:
+                continue  # drain, so the reader is never blocked
+            try:
+                outcome = writer.write_processed(*work)
+            except BaseException as error:
+                failure.append(error)
+                continue
+            total.add(outcome)
+            if on_batch is not None:
+                on_batch(outcome)
+
+    thread = threading.Thread(target=write_batches, name="factflow-bootstrap-writer")
+    thread.start()
+    try:
+        for lines in read_lines(path, batch_size, on_progress=on_progress):
+            if failure:
+                break
+            handoff.put((lines, processor.process(lines)))
+    finally:
+        handoff.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
     return total

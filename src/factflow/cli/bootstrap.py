@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from factflow.bootstrap.files import bootstrap_file
+from factflow.bootstrap.files import DEFAULT_BATCH_SIZE, bootstrap_file
 from factflow.cli.locations import load_app, open_warehouse
 from factflow.cli.output import progress, stdout
 from factflow.cli.settings import app_option, fail, warehouse_option
@@ -30,7 +30,7 @@ __all__ = ["bootstrap"]
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=5000,
+    default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Events per warehouse transaction.",
 )

@@ -86,7 +86,11 @@ class BatchWriter:
         self.stop = stop or threading.Event()
 
     def write(self, messages: Sequence[bytes]) -> BatchOutcome:
-        changes = self.processor.process(messages)
+        """Process `messages` and write them in one transaction."""
+        return self.write_processed(messages, self.processor.process(messages))
+
+    def write_processed(self, messages: Sequence[bytes], changes: ChangeSet) -> BatchOutcome:
+        """Write `changes`, already processed from `messages` (kept to isolate a bad one)."""
         try:
             retries = self._write_retrying(changes)
         except TerminalError as error:
