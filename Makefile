@@ -32,3 +32,15 @@ pytest: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) factflow-demo .pytest_cache .mypy_cache .ruff_cache
+
+# make bench   the benchmark suite of issue 4, apart from the tests: writes benchmarks/REPORT.md,
+#              its plots and benchmarks/results.json (BENCH_ARGS=--full adds 10^7 events).
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+$(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	touch $(BENCH_INSTALLED)
+
+.PHONY: bench
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -6,6 +6,7 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -276,10 +277,10 @@ def _keys(dim: DimensionSpec, rows: Sequence[Row]) -> list[str]:
 
 def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
     """Rows (tuples in column order) to an Arrow table typed like the warehouse table."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in table.columns]
     arrays = []
-    for column, values in zip(table.columns, columns, strict=True):
-        array = pa.array(values, ARROW[column.type])
+    for index, column in enumerate(table.columns):
+        # One column at a time: several times faster than transposing with zip(*rows).
+        array = pa.array(list(map(itemgetter(index), rows)), ARROW[column.type])
         if column.type is ColumnType.TIMESTAMP:
             array = array.cast(pa.timestamp("us"))  # stored as UTC without a zone
         arrays.append(array)
