@@ -13,7 +13,7 @@ MONEY_PRECISION = 18
 MONEY_SCALE = 4
 
 _MONEY_TEXT = re.compile(
-    rf"-?\d{{1,{MONEY_PRECISION - MONEY_SCALE}}}(?:\.\d{{1,{MONEY_SCALE}}})?\Z"
+    rf"-?[0-9]{{1,{MONEY_PRECISION - MONEY_SCALE}}}(?:\.[0-9]{{1,{MONEY_SCALE}}})?\Z"
 )
 
 

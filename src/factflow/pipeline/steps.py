@@ -119,7 +119,7 @@ class StoreStep:
         rows = target.setdefault(self.table, [])
         for envelope, row in work.mapped:
             if type(row) is row_class:
-                rows.append((*_astuple(row), envelope.id, envelope.occurred_at))
+                rows.append(_astuple(row) + (envelope.id, envelope.occurred_at))
         work.stored.add(row_class)
 
 
