@@ -1,0 +1,397 @@
+"""REPORT.md and its plots from results.json: ``python -m benchmarks.report`` re-renders them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.plots import plot_memory, plot_throughput
+from benchmarks.targets import rate
+
+__all__ = ["HERE", "LABELS", "render", "write_report"]
+
+HERE = Path(__file__).resolve().parent
+LABELS = {
+    "factflow_bootstrap": "factflow bootstrap (file → DuckDB)",
+    "factflow_log_run": "factflow run (embedded log → DuckDB)",
+    "read_json": "(a) DuckDB read_json, one flat table",
+    "decode": "(b) factflow decoding alone",
+    "per_event": "(c) per-event design on DuckDB",
+    "dlt": "(d) dlt → DuckDB, merge on id",
+    "raw_consume": "raw consume (pika, no processing)",
+    "factflow_run_1": "factflow run, 1 process (RabbitMQ → PostgreSQL)",
+    "factflow_run_2": "factflow run, 2 processes (RabbitMQ → PostgreSQL)",
+    "raw_copy": "raw COPY of the same final rows",
+}
+_MET = {True: "**met**", False: "**missed**", None: "not measured"}
+_LAYERS = {
+    "factflow/warehouse": "the warehouse write (DuckDB statements, Arrow conversion)",
+    "factflow/model": "decoding and validation (msgspec, decode hooks)",
+    "factflow/pipeline": "the pipeline steps (map, ensure dimensions, stage rows)",
+    "factflow/runtime": "the runtime (routing, batching)",
+    "factflow/transport": "reading the file",
+    "factflow/bootstrap": "the bootstrap loop",
+    "factflow/examples": "the banking app's map functions",
+    "other": "outside factflow",
+}
+
+
+def write_report(results: dict[str, Any], directory: Path = HERE) -> Path:
+    """Write REPORT.md and its PNG plots into `directory`; returns the report's path."""
+    embedded = results["families"].get("embedded")
+    memory = results["families"].get("memory")
+    plots = []
+    if embedded:
+        plots.append(plot_throughput(embedded["cases"], directory / "throughput.png", LABELS))
+    if memory:
+        plots.append(plot_memory(memory["cases"], directory / "memory.png", LABELS))
+    path = directory / "REPORT.md"
+    path.write_text(render(results))
+    return path
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    sections = {
+        "embedded": _embedded,
+        "memory": _memory,
+        "kpi": _kpi,
+        "production": _production,
+        "profile": _profile,
+    }
+    parts = [_header(results), _targets(results["targets"])]
+    for name, family in results["families"].items():
+        if "failed" in family:
+            parts.append(f"## {name}\n\nFailed in this run: `{family['failed']}`")
+        else:
+            parts.append(sections[name](family))
+    parts.append(_holding_back(results))
+    return "\n\n".join(part.rstrip() for part in parts) + "\n"
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def _header(results: dict[str, Any]) -> str:
+    machine, versions = results["machine"], results["versions"]
+    memory = machine.get("memory_bytes")
+    installed = ", ".join(
+        f"{name} {version or 'not installed'}" for name, version in versions.items()
+    )
+    return f"""# factflow benchmarks
+
+Generated {results["generated_at"]} by `{results["command"]}` in {results["seconds"]:.0f} s
+(issue 4; apart from the tests, never asserted). Every figure is in
+[results.json](results.json). Each case ran once, in a fresh process, on the stream that
+`factflow simulate --events N --seed 1` writes ({_inputs(results)}); the
+comparisons were measured side by side in this run.
+
+- **Machine**: {machine["cpu_count"]} CPUs ({machine["cpu_model"]}),
+  {memory / 2**30 if memory else float("nan"):.1f} GiB, {machine["os"]}, Python
+  {machine["python"]}. Load average (1, 5, 15 min) at the start {results["load"]["start"]},
+  at the end {results["load"]["end"]}: the machine is shared, so figures carry that noise.
+- **Versions**: {installed}.
+- **factflow revision**: {_revision(results.get("revision", {}))}{_moved(results)}."""
+
+
+def _targets(targets: list[dict[str, Any]]) -> str:
+    lines = [
+        "## Targets",
+        "",
+        "| target | wanted | this run | basis | |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets:
+        value = "—" if t["value"] is None else f"{t['value']:,.3g}"
+        note = f" ({t['note']})" if t["note"] else ""
+        lines.append(
+            f"| {t['name']} | {t['target']} | {value} | {t['basis']}{note} | {_MET[t['met']]} |"
+        )
+    return "\n".join(lines)
+
+
+def _embedded(family: dict[str, Any]) -> str:
+    cases = family["cases"]
+    sizes = sorted({c["events"] for c in cases})
+    order = [c for c in LABELS if any(x["case"] == c for x in cases)]
+    lines = [
+        "## Embedded path: events/s",
+        "",
+        "factflow's figures are the wall-clock time of the whole command (interpreter start"
+        " included); for `factflow run` the publishing to the log is not timed. In brackets:"
+        " the rate by the command's own clock (after start-up). The baselines are timed inside"
+        " their process. (c) and (d) run only up to their caps"
+        f" ({family['caps']['per_event']:,} and {family['caps']['dlt']:,} events): nothing is"
+        " extrapolated.",
+        "",
+        "| case | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for case in order:
+        cells = []
+        for n in sizes:
+            entry = _find(cases, case, n)
+            if entry is None:
+                cells.append("—")
+                continue
+            inner = entry.get("inner_seconds")
+            extra = f" ({entry['processed'] / inner:,.0f})" if inner else ""
+            cells.append(f"{entry['events_per_s']:,.0f}{extra}")
+        lines.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Ratios (factflow bootstrap's events/s over the other's, same stream, same run):",
+        "",
+        "| factflow bootstrap ÷ | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for case in [c for c in order if c != "factflow_bootstrap"]:
+        cells = []
+        for n in sizes:
+            a, b = rate(cases, "factflow_bootstrap", n), rate(cases, case, n)
+            cells.append(f"{a / b:,.3g}" if a and b else "—")
+        lines.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    lines += ["", "![throughput against stream size](throughput.png)"]
+    return "\n".join(lines)
+
+
+def _memory(family: dict[str, Any]) -> str:
+    lines = [
+        "## Memory: peak RSS against stream length",
+        "",
+        "Each process's own peak resident set (`wait4`), DuckDB's memory included."
+        f" Ratio: to the same case at {family['base_events']:,} events.",
+        "",
+        "| case | events | peak RSS (MiB) | ratio | seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for c in family["cases"]:
+        ratio = f"{c['ratio_to_base']:.2f}" if "ratio_to_base" in c else "—"
+        lines.append(
+            f"| {LABELS[c['case']]} | {c['events']:,} | {c['peak_rss'] / 2**20:,.0f} | {ratio}"
+            f" | {c['seconds']:.1f} |"
+        )
+    lines += ["", "![peak memory against stream size](memory.png)"]
+    return "\n".join(lines)
+
+
+def _kpi(family: dict[str, Any]) -> str:
+    lines = [
+        "## KPI latency",
+        "",
+        f"Each KPI answered as `factflow kpi NAME --format json` answers it, in one process"
+        f" (start-up and opening the warehouse excluded); median of {family['repeats']}.",
+    ]
+    for w in family["warehouses"]:
+        build = w["build"]
+        lines += [
+            "",
+            f"### {w['backend']}, {w['transactions']:,} transactions",
+            "",
+            f"Built by `factflow bootstrap` of {w['events']:,} simulated events in"
+            f" {build['seconds']:.0f} s ({build['events_per_s']:,.0f} events/s).",
+            "",
+            "| KPI | median (s) | all runs (s) | rows |",
+            "|---|---:|---|---:|",
+        ]
+        for k in w["kpis"]:
+            runs = ", ".join(f"{s:.3f}" for s in k["seconds"])
+            lines.append(f"| {k['kpi']} | {k['median_seconds']:.3f} | {runs} | {k['rows']} |")
+    for missing in family.get("not_measured", []):
+        lines += ["", f"{missing['backend']}: not measured: {missing['reason']}."]
+    return "\n".join(lines)
+
+
+def _production(family: dict[str, Any]) -> str:
+    lines = ["## Production path: RabbitMQ → factflow run → PostgreSQL", ""]
+    if not family.get("measured"):
+        return "\n".join([*lines, f"Not measured: {family.get('reason')}."])
+    cases = family["cases"]
+    sizes = sorted({c["events"] for c in cases})
+    lines += [
+        "Before each case the stream is published anew to the group's queue. The raw consumer"
+        " and the raw COPY are timed inside their process; factflow by the wall clock of its"
+        " processes (in brackets: by the command's own clock). The COPY rate is the events"
+        " whose final rows it copies per second.",
+        "",
+        "| case | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for case in [c for c in LABELS if any(x["case"] == c for x in cases)]:
+        cells = []
+        for n in sizes:
+            entry = _find(cases, case, n)
+            if entry is None:
+                cells.append("—")
+                continue
+            inner = entry.get("inner_seconds")
+            extra = f" ({n / inner:,.0f})" if inner else ""
+            cells.append(f"{entry['events_per_s']:,.0f}{extra}")
+        lines.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| ratio | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for top, bottom in (
+        ("factflow_run_1", "raw_consume"),
+        ("factflow_run_2", "raw_consume"),
+        ("factflow_run_1", "raw_copy"),
+        ("factflow_run_2", "factflow_run_1"),
+    ):
+        cells = []
+        for n in sizes:
+            a, b = rate(cases, top, n), rate(cases, bottom, n)
+            cells.append(f"{a / b:.3g}" if a and b else "—")
+        lines.append(f"| {LABELS[top]} ÷ {LABELS[bottom]} | " + " | ".join(cells) + " |")
+    skipped = [entry["events"] for entry in family.get("not_measured", [])]
+    if skipped:
+        lines += [
+            "",
+            "Not measured at " + ", ".join(f"{n:,}" for n in skipped) + " events: above"
+            " `--production-max` (publishing alone then takes minutes; `--full` raises it).",
+        ]
+    publish = {c["events"]: c.get("publish_seconds") for c in cases if c["case"] == "raw_consume"}
+    lines += [
+        "",
+        "Publishing (`factflow publish`, confirmed): "
+        + ", ".join(f"{n:,} events in {s:.1f} s" for n, s in publish.items() if s)
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def _profile(family: dict[str, Any]) -> str:
+    lines = [
+        f"## Profile: embedded bootstrap of {family['events']:,} events",
+        "",
+        f"{family['profiler']}: {family['command']}; {family['seconds']:.2f} s of wall time, of"
+        f" which {family['outside_seconds']:.2f} s start-up and exit. Time in C (msgspec, DuckDB,"
+        " Arrow) counts for the Python function that called it. The raw stacks:"
+        f" [{family['tree_file']}]({family['tree_file']}).",
+        "",
+        "| thread | busy (s) | share of wall time |",
+        "|---|---:|---:|",
+    ]
+    for name, thread in family["threads"].items():
+        lines.append(f"| {name} | {thread['seconds']:.2f} | {thread['share_of_wall']:.0%} |")
+    working = family["seconds"] - family["outside_seconds"]
+    if len(family["threads"]) > 1 and working > 0:
+        lines += [
+            "",
+            "Busy seconds of factflow's Python threads per second of work:"
+            f" {family['busy_seconds'] / working:.2f}. Above 1 the threads overlap; below 1 no"
+            " Python thread ran part of the time (waiting for DuckDB's own threads, for I/O, or"
+            " for the interpreter lock, which py-spy counts as idle).",
+        ]
+    lines += [
+        "",
+        "By layer (own time): "
+        + ", ".join(
+            f"{layer} {cost['share']:.0%}"
+            for layer, cost in family["by_layer"].items()
+            if cost["share"] >= 0.005
+        )
+        + ".",
+        "",
+        f"Top {len(family['top_self'])} by own time (the busiest line of each in `where`):",
+        "",
+        "| thread | function | where | s | share |",
+        "|---|---|---|---:|---:|",
+    ]
+    for row in family["top_self"]:
+        lines.append(
+            f"| {row['thread']} | `{row['function']}` | `{row['where']}` | {row['seconds']:.2f} |"
+            f" {row['share']:.1%} |"
+        )
+    lines += [
+        "",
+        f"Top {len(family['top_total'])} of factflow's functions by time including callees:",
+        "",
+        "| function | where | s | share |",
+        "|---|---|---:|---:|",
+    ]
+    for row in family["top_total"]:
+        lines.append(
+            f"| `{row['function']}` | `{row['where']}` | {row['seconds']:.2f} |"
+            f" {row['share']:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def _holding_back(results: dict[str, Any]) -> str:
+    missed = [t for t in results["targets"] if t["met"] is False]
+    lines = ["## What holds factflow back", ""]
+    if missed:
+        lines.append(
+            "Missed in this run: "
+            + "; ".join(f"{t['name']} ({t['value']:,.3g}, wanted {t['target']})" for t in missed)
+            + "."
+        )
+    else:
+        lines.append("No target measured in this run was missed.")
+    profile = results["families"].get("profile")
+    if profile and "failed" not in profile:
+        layers = profile["by_layer"]
+        lines += [
+            "",
+            f"Where the profiled bootstrap's {profile['busy_seconds']:.1f} busy seconds (in"
+            f" {profile['seconds']:.1f} s of wall time) go, by layer (own time, with the C code"
+            " each layer calls): "
+            + ", ".join(
+                f"{_LAYERS.get(layer, layer)} {cost['share']:.0%}"
+                for layer, cost in layers.items()
+                if cost["share"] >= 0.01
+            )
+            + ".",
+            "",
+            "Its costliest functions: "
+            + "; ".join(
+                f"`{r['function']}` ({r['where']}, {r['thread']}) {r['share']:.0%}"
+                for r in profile["top_self"][:6]
+            )
+            + ".",
+        ]
+    return "\n".join(lines)
+
+
+def _revision(revision: dict[str, Any]) -> str:
+    if not revision.get("commit"):
+        return "unknown (not a git checkout)"
+    changed = " with uncommitted changes in src/" if revision.get("dirty") else ""
+    return f"`{revision['commit'][:12]}`{changed}"
+
+
+def _moved(results: dict[str, Any]) -> str:
+    if results.get("revision") == results.get("revision_at_end"):
+        return ""
+    return (
+        f"; **src/ changed during the run** (at the end:"
+        f" {_revision(results.get('revision_at_end', {}))}), so cases may have measured"
+        " different code"
+    )
+
+
+def _inputs(results: dict[str, Any]) -> str:
+    """What the event files were: sizes, and the share of transactions where it was counted."""
+    parts = ["banking events"]
+    kpi = results["families"].get("kpi", {})
+    for warehouse in kpi.get("warehouses", [])[:1]:
+        share = warehouse["transactions"] / warehouse["events"]
+        parts.append(f"{share:.0%} of them card transactions")
+    parts += [
+        f"{int(n):,} events: {made['bytes'] / 2**20:,.0f} MiB"
+        for n, made in results.get("inputs", {}).items()
+    ]
+    return "; ".join(parts)
+
+
+def _find(cases: list[dict[str, Any]], case: str, events: int) -> dict[str, Any] | None:
+    return next((c for c in cases if c["case"] == case and c["events"] == events), None)
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json"
+    print(write_report(json.loads(source.read_text()), source.parent))
