@@ -92,9 +92,11 @@ class DuckDBWarehouse:
     def prepare(self, schema: Schema) -> None:
         statements = internal_tables(TYPES, "BLOB")
         for fact in schema.facts:
-            statements.append(create_table(fact.table, TYPES))
+            # Append-only tables carry no key index: DuckDB keeps those indexes in memory, which
+            # would grow with the table; first-wins inserts anti-join against the key instead.
+            statements.append(create_table(fact.table, TYPES, primary_key=False))
         for dim in schema.dimensions:
-            statements.append(create_table(dim.changes, TYPES))
+            statements.append(create_table(dim.changes, TYPES, primary_key=False))
             statements.append(create_table(dim.current, TYPES))
             if dim.history is not None:
                 # Derived rows are deleted and re-derived within one transaction; a key
@@ -169,13 +171,15 @@ class DuckDBWarehouse:
     # -- set-based writes ------------------------------------------------------------------
 
     def _insert_first(self, table: Table, rows: Sequence[Row]) -> None:
+        """Insert the rows whose key is not stored yet (the earliest event of a key wins)."""
         keys = ", ".join(map(quote, table.key))
+        stored = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in table.key)
         with self._registered("batch_rows", _arrow(table, rows)):
             self._con.execute(
                 f"INSERT INTO {quote(table.name)} SELECT * FROM batch_rows "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {quote(table.name)} AS stored WHERE {stored}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-                "ORDER BY occurred_at, event_id) = 1 "
-                "ON CONFLICT DO NOTHING"
+                "ORDER BY occurred_at, event_id) = 1"
             )
 
     def _record_changes(self, dim: DimensionSpec, rows: Sequence[Row]) -> None:
