@@ -65,7 +65,9 @@ def bootstrap_file(
         for lines in read_lines(path, batch_size, on_progress=on_progress):
             if failure:
                 break
-            handoff.put((lines, processor.process(lines)))
+            changes = processor.process(lines)
+            warehouse.stage(changes)
+            handoff.put((lines, changes))
     finally:
         handoff.put(None)
         thread.join()

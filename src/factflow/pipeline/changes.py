@@ -20,7 +20,7 @@ class ChangeSet:
     rows of their tables: the declared fields in order, then `event_id` and `occurred_at`.
     """
 
-    __slots__ = ("dead_letters", "dimension_changes", "facts", "references", "seen")
+    __slots__ = ("dead_letters", "dimension_changes", "facts", "references", "seen", "staged")
 
     def __init__(self) -> None:
         self.facts: dict[str, list[Row]] = {}
@@ -29,6 +29,8 @@ class ChangeSet:
         self.dead_letters: list[DeadLetter] = []
         #: Per event type: how many envelopes and the latest `occurred_at`, for status reports.
         self.seen: dict[str, tuple[int, datetime]] = {}
+        #: Table → the rows already converted by `Warehouse.stage` into the backend's format.
+        self.staged: dict[str, Any] = {}
 
     def merge(self, other: ChangeSet) -> None:
         for table, rows in other.facts.items():

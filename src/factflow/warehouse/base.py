@@ -69,6 +69,11 @@ class Warehouse(Protocol):
         """Create whatever tables of `schema` (and factflow's own) do not exist yet."""
         ...
 
+    def stage(self, changes: ChangeSet) -> None:
+        """Convert the rows for writing ahead of `write`, possibly on another thread (so that a
+        bootstrap prepares the next batch while the previous one is written); may do nothing."""
+        ...
+
     def write(self, changes: ChangeSet) -> None:
         """Apply every change in one transaction; raise `TransientError` if worth retrying."""
         ...

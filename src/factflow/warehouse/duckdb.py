@@ -108,6 +108,18 @@ class DuckDBWarehouse:
                 self._con.execute(statement)
         self._schema = schema
 
+    def stage(self, changes: ChangeSet) -> None:
+        """Build the Arrow tables of the batch now: the interpreter-bound part of a write."""
+        schema = self._require_schema()
+        tables = [(fact.table, changes.facts.get(fact.name)) for fact in schema.facts] + [
+            (dim.changes, changes.dimension_changes.get(dim.name)) for dim in schema.dimensions
+        ]
+        for table, rows in tables:
+            # A value Arrow refuses is left for `write`, which meets it again and isolates it.
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+                if rows:
+                    changes.staged[table.name] = _arrow(table, rows)
+
     def write(self, changes: ChangeSet) -> None:
         schema = self._require_schema()
         with self._lock:
@@ -117,11 +129,11 @@ class DuckDBWarehouse:
                 for fact in schema.facts:
                     rows = changes.facts.get(fact.name)
                     if rows:
-                        self._insert_first(fact.table, rows)
+                        self._insert_first(fact.table, rows, changes.staged.get(fact.table.name))
                 for dim in schema.dimensions:
                     rows = changes.dimension_changes.get(dim.name)
                     if rows:
-                        self._record_changes(dim, rows)
+                        self._record_changes(dim, rows, changes.staged.get(dim.changes.name))
                 for dim in schema.dimensions:
                     keys = changes.references.get(dim.name)
                     if keys:
@@ -170,11 +182,14 @@ class DuckDBWarehouse:
 
     # -- set-based writes ------------------------------------------------------------------
 
-    def _insert_first(self, table: Table, rows: Sequence[Row]) -> None:
+    def _insert_first(
+        self, table: Table, rows: Sequence[Row], staged: pa.Table | None = None
+    ) -> None:
         """Insert the rows whose key is not stored yet (the earliest event of a key wins)."""
         keys = ", ".join(map(quote, table.key))
         stored = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in table.key)
-        with self._registered("batch_rows", _arrow(table, rows)):
+        batch = staged if staged is not None else _arrow(table, rows)
+        with self._registered("batch_rows", batch):
             self._con.execute(
                 f"INSERT INTO {quote(table.name)} SELECT * FROM batch_rows "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {quote(table.name)} AS stored WHERE {stored}) "
@@ -182,8 +197,10 @@ class DuckDBWarehouse:
                 "ORDER BY occurred_at, event_id) = 1"
             )
 
-    def _record_changes(self, dim: DimensionSpec, rows: Sequence[Row]) -> None:
-        self._insert_first(dim.changes, rows)
+    def _record_changes(
+        self, dim: DimensionSpec, rows: Sequence[Row], staged: pa.Table | None = None
+    ) -> None:
+        self._insert_first(dim.changes, rows, staged)
         key = quote(dim.key)
         touched = pa.table({"key": pa.array(_keys(dim, rows), pa.string())})
         with self._registered("touched_keys", touched):

@@ -170,6 +170,9 @@ class PostgresWarehouse:
             self._run("prepare", self._prepare, name, statements)
         self._model = schema
 
+    def stage(self, changes: ChangeSet) -> None:
+        """Nothing to prepare: rows go to COPY as they are."""
+
     def write(self, changes: ChangeSet) -> None:
         """Apply `changes` in one transaction.
 
