@@ -48,3 +48,26 @@ def test_a_failure_while_writing_stops_the_bootstrap_and_is_raised(tmp_path: Pat
     assert warehouse.writes == 3  # it stopped: no batch was written after the failure
     assert warehouse.query("SELECT count(*) FROM fact_card_transaction").rows == [(200,)]
     warehouse.close()
+
+
+def test_a_value_the_warehouse_refuses_becomes_a_dead_letter_during_a_bootstrap(
+    tmp_path: Path,
+) -> None:
+    from factflow import App, Consumer, Envelope, Pipeline, insert_first
+    from factflow.examples.banking.events import TransactionSettled
+    from factflow.examples.banking.model import CardTransaction
+    from factflow.examples.banking.pipelines import card_transaction
+    from factflow.model.types import Money
+
+    def with_fee(e: Envelope[TransactionSettled]) -> CardTransaction:
+        fact = card_transaction(e)
+        if e.data.transaction_id == "t-7":  # too precise to store exactly
+            fact.amount = Money("0.000001")
+        return fact
+
+    pipeline = Pipeline(TransactionSettled).map(with_fee).then(insert_first(CardTransaction))
+    fees = App("fees", consumers=[Consumer("card").pipe(TransactionSettled, pipeline)])
+    with DuckDBWarehouse(None) as warehouse:
+        total = bootstrap_file(fees, events_file(tmp_path, 50), warehouse, batch_size=20)
+        assert total.dead_letters == 1
+        assert warehouse.query("SELECT count(*) FROM fact_card_transaction").rows == [(49,)]
