@@ -51,9 +51,8 @@ import weakref
 import zlib
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from factflow._closing import ClosesOnExit
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.transport.base import Outgoing
 
@@ -101,7 +100,7 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-class LogTransport:
+class LogTransport(ClosesOnExit):
     """The embedded, durable event log in the directory `path` (created if missing).
 
     >>> log = LogTransport(Path("factflow-data/log"))
@@ -214,17 +213,6 @@ class LogTransport:
             for appender in self._appenders.values():
                 appender.close()
             self._appenders.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -430,7 +418,7 @@ def _read_offsets(path: Path) -> dict[str, int]:
     return {str(name): value for name, value in offsets.items()}
 
 
-class LogSubscription:
+class LogSubscription(ClosesOnExit):
     """A consumer group's position in the embedded log; made by `LogTransport.subscribe`.
 
     Holds the group's lock until `close`. Not thread-safe: one reader per subscription.
@@ -575,17 +563,6 @@ class LogSubscription:
         if not getattr(self, "_closed", True):
             self._closed = True
             self._release()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -40,9 +40,9 @@ import weakref
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
+from factflow._closing import ClosesOnExit
 from factflow._urls import redact, redact_text
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.model.envelope import encode_envelope
@@ -94,7 +94,7 @@ _REFUSED = (
 _LOST = (pika.exceptions.AMQPError, OSError)
 
 
-class RabbitMQTransport:
+class RabbitMQTransport(ClosesOnExit):
     """Events on RabbitMQ at `url` (``amqp://user:password@host:5672/vhost``; ``/`` or ``%2F``
     is the default vhost).
 
@@ -229,17 +229,6 @@ class RabbitMQTransport:
         with self._lock:
             self._drop_link()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"{self!r} is closed")
@@ -260,7 +249,7 @@ class RabbitMQTransport:
             self._link = None
 
 
-class RabbitMQSubscription:
+class RabbitMQSubscription(ClosesOnExit):
     """Consumption of one group's queue on a connection of its own (see `RabbitMQTransport`)."""
 
     def __init__(
@@ -352,17 +341,6 @@ class RabbitMQSubscription:
             self._arrived.clear()
             _close_quietly(self._connection)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._arrived.append((method.delivery_tag, body))
 
@@ -395,7 +373,7 @@ class RabbitMQSubscription:
         raise unavailable from error
 
 
-class Publisher:
+class Publisher(ClosesOnExit):
     """Publishing events to RabbitMQ as a source service would, in the contract's format.
 
     >>> with Publisher("amqp://card-service:secret@mq:5672/") as publisher:
@@ -452,17 +430,6 @@ class Publisher:
 
     def close(self) -> None:
         self._transport.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Unconfirmed(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from factflow._closing import ClosesOnExit
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
@@ -64,7 +65,7 @@ def _last_value(column: str, window: str) -> str:
     return f"last_value({column} IGNORE NULLS) OVER ({window})"
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(ClosesOnExit):
     """A warehouse in one DuckDB file; `path=None` keeps it in memory (for tests).
 
     One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
@@ -173,12 +174,6 @@ class DuckDBWarehouse:
     def close(self) -> None:
         with self._lock:
             self._con.close()
-
-    def __enter__(self) -> DuckDBWarehouse:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- set-based writes ------------------------------------------------------------------
 

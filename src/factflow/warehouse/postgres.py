@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from factflow._closing import ClosesOnExit
 from factflow._urls import pop_query_parameter, redact, redact_text
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.model.dead_letter import DeadLetter
@@ -99,7 +100,7 @@ def _last_value(column: str, window: str) -> str:
     return f"last_non_null({column}) OVER ({window})"
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(ClosesOnExit):
     """A warehouse in one schema of a PostgreSQL database.
 
     Args:
@@ -221,12 +222,6 @@ class PostgresWarehouse:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    def __enter__(self) -> PostgresWarehouse:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- transactions ----------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
+from factflow._closing import ClosesOnExit
 from factflow._urls import redact
 from factflow.errors import ConfigurationError, FactflowError, TransportUnavailable
 from factflow.transport.nats._consumer import Consumer, Pull
@@ -25,7 +25,7 @@ __all__ = ["NatsSubscription"]
 _GRACE = 2.0  # seconds a lingering pull may outlive its expiry before it counts as lost
 
 
-class NatsSubscription:
+class NatsSubscription(ClosesOnExit):
     """A consumer group's reading of JetStream; made by `NatsTransport.subscribe`.
 
     Not thread-safe: one reader per subscription. Several subscriptions of one group, in one
@@ -80,17 +80,6 @@ class NatsSubscription:
         self._closed = True
         with contextlib.suppress(FactflowError):
             self._transport._run(self._close(), "close a subscription")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,10 +8,10 @@ import logging
 import math
 import weakref
 from collections.abc import Collection, Coroutine, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from factflow._closing import ClosesOnExit
 from factflow._urls import redact, redact_text
 from factflow.errors import ConfigurationError, FactflowError, TransportUnavailable
 from factflow.transport.base import Outgoing
@@ -40,7 +40,7 @@ log = logging.getLogger("factflow.transport.nats")
 T = TypeVar("T")
 
 
-class NatsTransport:
+class NatsTransport(ClosesOnExit):
     """Events on NATS JetStream at `url` (``nats://user:password@host:4222``).
 
     >>> nats = NatsTransport("nats://127.0.0.1:4222?prefix=acme")
@@ -192,17 +192,6 @@ class NatsTransport:
         with contextlib.suppress(FactflowError):
             self._run(self._disconnect(), "close")
         self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:
