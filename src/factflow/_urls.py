@@ -34,6 +34,9 @@ def redact(url: str) -> str:
     'postgresql://kpi:***@db/test?sslmode=require'
     """
     parts = urlsplit(url)
+    secret_query = any(key in _SECRET_PARAMETERS for key, _ in parse_qsl(parts.query))
+    if parts.password is None and not secret_query:
+        return url  # untouched: rebuilding would turn `duckdb:///x` into `duckdb:/x`
     if parts.password is not None:
         user, _, host = parts.netloc.rpartition("@")
         parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")

@@ -120,3 +120,24 @@ def test_settings_come_from_the_environment(events_file: Path, tmp_path: Path) -
     result = runner.invoke(main, ["bootstrap", "--from", str(events_file)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "env.duckdb").exists()
+
+
+def test_the_duckdb_memory_limit_is_an_option_of_the_url(events_file: Path, tmp_path: Path) -> None:
+    warehouse = f"duckdb:///{tmp_path}/kpi.duckdb?memory_limit=100MB"
+    assert (
+        factflow("bootstrap", "--from", str(events_file), "--warehouse", warehouse).exit_code == 0
+    )
+    result = factflow(
+        "bootstrap",
+        "--from",
+        str(events_file),
+        "--warehouse",
+        f"duckdb:///{tmp_path}/kpi.duckdb?memory_limit=lots",
+    )
+    assert result.exit_code == 1
+    assert "memory_limit 'lots'" in result.output
+    result = factflow(
+        "kpi", "spend_by_currency", "--warehouse", f"duckdb:///{tmp_path}/kpi.duckdb?cache=no"
+    )
+    assert result.exit_code == 1
+    assert "unknown option(s) ['cache']; known: memory_limit" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from factflow._urls import redact
 from factflow.errors import ConfigurationError
@@ -40,7 +40,7 @@ def load_app(reference: str) -> App:
 
 def _local_path(url: str, scheme: str) -> Path:
     """The path of `scheme:///relative` or `scheme:////absolute` (SQLAlchemy's convention)."""
-    rest = url[len(scheme) + 3 :]
+    rest = url[len(scheme) + 3 :].partition("?")[0]
     if not rest.startswith("/") or rest == "/":
         raise ConfigurationError(
             f"{redact(url)}: write {scheme}:///relative/path or {scheme}:////absolute/path"
@@ -51,14 +51,24 @@ def _local_path(url: str, scheme: str) -> Path:
 def open_warehouse(url: str, *, read_only: bool = False) -> Warehouse:
     scheme = urlsplit(url).scheme
     if scheme == "duckdb":
-        from factflow.warehouse.duckdb import DuckDBWarehouse
+        from factflow.warehouse.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
 
         path = _local_path(url, scheme)
         if read_only and not path.exists():
             raise ConfigurationError(
                 f"no warehouse at {path}: fill it first (factflow bootstrap, run or demo)"
             )
-        return DuckDBWarehouse(None if str(path) == ":memory:" else path, read_only=read_only)
+        options = dict(parse_qsl(urlsplit(url).query))
+        unknown = set(options) - {"memory_limit"}
+        if unknown:
+            raise ConfigurationError(
+                f"{redact(url)}: unknown option(s) {sorted(unknown)}; known: memory_limit"
+            )
+        return DuckDBWarehouse(
+            None if str(path) == ":memory:" else path,
+            read_only=read_only,
+            memory_limit=options.get("memory_limit", DEFAULT_MEMORY_LIMIT),
+        )
     if scheme in ("postgresql", "postgres"):
         from factflow.warehouse.postgres import PostgresWarehouse
 

@@ -35,7 +35,11 @@ from factflow.warehouse.ddl import (
     quote,
 )
 
-__all__ = ["DuckDBWarehouse"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DuckDBWarehouse"]
+
+#: DuckDB caches table data up to its memory limit (by default most of the machine's memory):
+#: a modest cap keeps a long-running service's memory flat; data beyond it is read from disk.
+DEFAULT_MEMORY_LIMIT = "256MB"
 
 TYPES: TypeNames = {
     ColumnType.TEXT: "VARCHAR",
@@ -68,18 +72,31 @@ def _last_value(column: str, window: str) -> str:
 class DuckDBWarehouse(ClosesOnExit):
     """A warehouse in one DuckDB file; `path=None` keeps it in memory (for tests).
 
+    `memory_limit` caps DuckDB's memory (`duckdb:///kpi.duckdb?memory_limit=1GB` on the command
+    line); queries that need more spill to disk next to the file.
+
     One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
     for queries while no writer holds it.
     """
 
-    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        read_only: bool = False,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
         self.path = None if path is None or str(path) == ":memory:" else Path(path)
         try:
             if self.path is not None and not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(
-                ":memory:" if self.path is None else str(self.path), read_only=read_only
+                ":memory:" if self.path is None else str(self.path),
+                read_only=read_only,
+                config={"memory_limit": memory_limit},
             )
+        except (duckdb.InvalidInputException, duckdb.ParserException) as error:
+            raise ConfigurationError(f"DuckDB memory_limit {memory_limit!r}: {error}") from None
         except duckdb.IOException as error:
             raise ConfigurationError(
                 f"cannot open the DuckDB warehouse {self.path}: {error}. A DuckDB file has one "
