@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,17 +130,7 @@ def _embedded(family: dict[str, Any]) -> str:
         "| case | " + " | ".join(f"{n:,}" for n in sizes) + " |",
         "|---|" + "---:|" * len(sizes),
     ]
-    for case in order:
-        cells = []
-        for n in sizes:
-            entry = _find(cases, case, n)
-            if entry is None:
-                cells.append("—")
-                continue
-            inner = entry.get("inner_seconds")
-            extra = f" ({entry['processed'] / inner:,.0f})" if inner else ""
-            cells.append(f"{entry['events_per_s']:,.0f}{extra}")
-        lines.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    lines += _rate_rows(cases, order, sizes, lambda entry, n: entry["processed"])
     lines += [
         "",
         "Ratios (factflow bootstrap's events/s over the other's, same stream, same run):",
@@ -219,17 +210,8 @@ def _production(family: dict[str, Any]) -> str:
         "| case | " + " | ".join(f"{n:,}" for n in sizes) + " |",
         "|---|" + "---:|" * len(sizes),
     ]
-    for case in [c for c in LABELS if any(x["case"] == c for x in cases)]:
-        cells = []
-        for n in sizes:
-            entry = _find(cases, case, n)
-            if entry is None:
-                cells.append("—")
-                continue
-            inner = entry.get("inner_seconds")
-            extra = f" ({n / inner:,.0f})" if inner else ""
-            cells.append(f"{entry['events_per_s']:,.0f}{extra}")
-        lines.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    cases_here = [c for c in LABELS if any(x["case"] == c for x in cases)]
+    lines += _rate_rows(cases, cases_here, sizes, lambda entry, n: n)
     lines += [
         "",
         "| ratio | " + " | ".join(f"{n:,}" for n in sizes) + " |",
@@ -386,6 +368,28 @@ def _inputs(results: dict[str, Any]) -> str:
         for n, made in results.get("inputs", {}).items()
     ]
     return "; ".join(parts)
+
+
+def _rate_rows(
+    cases: list[dict[str, Any]],
+    order: list[str],
+    sizes: list[int],
+    processed: Callable[[dict[str, Any], int], float],
+) -> list[str]:
+    """One table row per case: events/s by wall clock, in brackets by the command's own clock."""
+    rows = []
+    for case in order:
+        cells = []
+        for n in sizes:
+            entry = _find(cases, case, n)
+            if entry is None:
+                cells.append("—")
+                continue
+            inner = entry.get("inner_seconds")
+            extra = f" ({processed(entry, n) / inner:,.0f})" if inner else ""
+            cells.append(f"{entry['events_per_s']:,.0f}{extra}")
+        rows.append(f"| {LABELS[case]} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def _find(cases: list[dict[str, Any]], case: str, events: int) -> dict[str, Any] | None:
