@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from typing import Any, TypeAlias, TypeVar
 
 import msgspec
@@ -69,11 +70,15 @@ def map_events(function: MapFunction[Any]) -> Step:
 def ensure_dimensions(work: Work[Any]) -> None:
     """Make every dimension key that a mapped row refers to exist (as an inferred member if new)."""
     references = work.changes.references
+    # Rows of one class share their references: collect the keys column by column, in C.
+    by_class: dict[type[Any], list[Fact | Dimension]] = {}
     for _, row in work.mapped:
-        for field, target in _references(row).items():
-            key = getattr(row, field)
-            if key is not None:
-                references.setdefault(target.__factflow_dimension__.table, set()).add(key)
+        by_class.setdefault(type(row), []).append(row)
+    for rows in by_class.values():
+        for field, target in _references(rows[0]).items():
+            keys = references.setdefault(target.__factflow_dimension__.table, set())
+            keys.update(map(attrgetter(field), rows))
+            keys.discard(None)
 
 
 def ensure(dimension: type[Dimension]) -> Step:
