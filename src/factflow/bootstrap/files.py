@@ -10,6 +10,7 @@ from pathlib import Path
 
 from factflow.pipeline.app import App
 from factflow.pipeline.changes import ChangeSet
+from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
 from factflow.transport.files import read_lines
@@ -62,12 +63,13 @@ def bootstrap_file(
     thread = threading.Thread(target=write_batches, name="factflow-bootstrap-writer")
     thread.start()
     try:
-        for lines in read_lines(path, batch_size, on_progress=on_progress):
-            if failure:
-                break
-            changes = processor.process(lines)
-            warehouse.stage(changes)
-            handoff.put((lines, changes))
+        with tuned_for_batches():
+            for lines in read_lines(path, batch_size, on_progress=on_progress):
+                if failure:
+                    break
+                changes = processor.process(lines)
+                warehouse.stage(changes)
+                handoff.put((lines, changes))
     finally:
         handoff.put(None)
         thread.join()

@@ -12,6 +12,7 @@ import msgspec
 
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.pipeline.app import App
+from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.metrics import Metrics
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import Backoff, BatchOutcome, BatchWriter, Stopped
@@ -72,7 +73,7 @@ def run_consumer(
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
-    try:
+    with tuned_for_batches(), contextlib.closing(reader):
         while not stop.is_set():
             if metrics is not None:
                 metrics.heartbeat()
@@ -95,8 +96,6 @@ def run_consumer(
                 metrics.batch_written(outcome, time.perf_counter() - started)
             if on_batch is not None:
                 on_batch(outcome)
-    finally:
-        reader.close()
     return total
 
 
