@@ -52,6 +52,7 @@ TYPES: TypeNames = {
     ColumnType.DATE: "DATE",
 }
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
+_NAIVE_MICROS = pa.timestamp("us")  # how TIMESTAMP columns keep UTC instants
 ARROW: dict[ColumnType, pa.DataType] = {
     ColumnType.TEXT: pa.string(),
     ColumnType.INTEGER: pa.int64(),
@@ -254,7 +255,7 @@ class DuckDBWarehouse(ClosesOnExit):
                 "event_id": pa.array([d.event_id for d in letters], pa.string()),
                 "reason": [d.reason for d in letters],
                 "raw": pa.array([d.raw for d in letters], pa.binary()),
-                "received_at": pa.array([now] * len(letters), _UTC_MICROS).cast(pa.timestamp("us")),
+                "received_at": _utc_timestamps([now] * len(letters)),
             }
         )
         with self._registered("batch_dead_letters", batch):
@@ -269,9 +270,7 @@ class DuckDBWarehouse(ClosesOnExit):
             {
                 "event_type": types,
                 "events": pa.array([seen[t][0] for t in types], pa.int64()),
-                "last_occurred_at": pa.array([seen[t][1] for t in types], _UTC_MICROS).cast(
-                    pa.timestamp("us")
-                ),
+                "last_occurred_at": _utc_timestamps([seen[t][1] for t in types]),
             }
         )
         with self._registered("batch_seen", batch):
@@ -313,11 +312,18 @@ def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
     arrays = []
     for index, column in enumerate(table.columns):
         # One column at a time: several times faster than transposing with zip(*rows).
-        array = pa.array(list(map(itemgetter(index), rows)), ARROW[column.type])
+        values = list(map(itemgetter(index), rows))
         if column.type is ColumnType.TIMESTAMP:
-            array = array.cast(pa.timestamp("us"))  # stored as UTC without a zone
-        arrays.append(array)
+            arrays.append(_utc_timestamps(values))
+        else:
+            arrays.append(pa.array(values, ARROW[column.type]))
     return pa.Table.from_arrays(arrays, names=list(table.column_names))
+
+
+def _utc_timestamps(values: list[Any]) -> pa.Array:
+    """Instants as UTC without a zone. Reinterpreting the UTC array costs nothing; a cast to the
+    zone-less type would convert every value (it was a third of the cost of a batch's Arrow)."""
+    return pa.array(values, _UTC_MICROS).view(_NAIVE_MICROS)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
