@@ -127,6 +127,37 @@ def test_fetched_but_uncommitted_events_are_delivered_again(log: LogTransport) -
     assert drain(again) == [m.body for m in messages[3:]]
 
 
+def test_committing_the_older_of_two_fetches_keeps_the_newer_uncommitted(
+    log: LogTransport,
+) -> None:
+    messages = [event("card.card_issued", n) for n in range(10)]
+    log.publish(messages)
+    subscription = log.subscribe("kpi", ["card.card_issued"])
+    subscription.fetch(3, 0)
+    subscription.fetch(5, 0)
+    subscription.commit(1)  # the older one is written, the newer one is still being written
+    subscription.close()
+
+    again = log.subscribe("kpi", ["card.card_issued"])
+
+    assert drain(again) == [m.body for m in messages[3:]]
+
+
+def test_commit_takes_the_fetches_in_order(log: LogTransport) -> None:
+    messages = [event("card.card_issued", n) for n in range(10)]
+    log.publish(messages)
+    subscription = log.subscribe("kpi", ["card.card_issued"])
+    for size in (2, 3, 4):
+        subscription.fetch(size, 0)
+    subscription.commit(1)
+    subscription.commit(1)
+    subscription.close()
+
+    again = log.subscribe("kpi", ["card.card_issued"])
+
+    assert drain(again) == [m.body for m in messages[5:]]
+
+
 def test_commit_survives_a_new_transport_on_the_same_directory(tmp_path: Path) -> None:
     with LogTransport(tmp_path) as writer:
         writer.publish([event("card.card_issued", n) for n in range(5)])

@@ -161,6 +161,29 @@ def test_nothing_is_acknowledged_before_commit(connect: Callable[..., NatsTransp
     assert second.fetch(100, 0.2) == []
 
 
+def test_committing_the_older_of_two_fetches_keeps_the_newer_unacknowledged(
+    connect: Callable[..., NatsTransport],
+) -> None:
+    transport = connect(ack_wait=60)
+    sent = [event("card.card_issued", n) for n in range(10)]
+    transport.publish(sent)
+    first = transport.subscribe("kpi", ["card.*"])
+    older = first.fetch(4, 5)
+    newer: list[bytes] = []
+    while len(newer) < 6 and (fetched := first.fetch(100, 5)):
+        newer += fetched
+    first.commit(1)  # the older one is written, the newer one is still being written
+    assert transport.depth("kpi") == 6
+    first.close()  # a crash before the newer one's commit
+
+    second = transport.subscribe("kpi", ["card.*"])
+    again: list[bytes] = []
+    while len(again) < 6 and (fetched := second.fetch(100, 5)):
+        again += fetched
+    assert len(older) == 4
+    assert sorted(again) == sorted(newer)
+
+
 def test_a_crashed_reader_s_messages_come_again_after_ack_wait(
     connect: Callable[..., NatsTransport],
 ) -> None:

@@ -196,6 +196,22 @@ def test_nothing_is_acknowledged_before_commit(mq: RabbitMQTransport) -> None:
     assert sorted(drain(second)) == sorted(m.body for m in messages)
 
 
+def test_committing_the_older_of_two_fetches_keeps_the_newer_unacknowledged(
+    mq: RabbitMQTransport,
+) -> None:
+    first = mq.subscribe("kpi", ["card.*"])
+    messages = [event("card.card_issued", n) for n in range(7)]
+    mq.publish(messages)
+    older = first.fetch(3, 2)
+    newer = first.fetch(100, 2)
+    assert older + newer == [m.body for m in messages]
+    first.commit(1)  # the older one is written, the newer one is still being written
+    first.close()  # a crash before the newer one's commit
+
+    second = mq.subscribe("kpi", ["card.*"])
+    assert sorted(drain(second)) == sorted(newer)
+
+
 def test_fetch_never_holds_more_than_the_prefetch(url: str) -> None:
     with RabbitMQTransport(url, prefetch=5) as mq:
         subscription = mq.subscribe("kpi", ["card.*"])

@@ -2,8 +2,9 @@
 
 A transport publishes raw envelopes and hands them to consumer groups. The runtime reads a batch
 with `Subscription.fetch`, writes it to the warehouse in one transaction, and only then calls
-`Subscription.commit`, which acknowledges everything fetched so far. A consumer that dies before
-`commit` gets the same messages again; the warehouse makes that harmless.
+`Subscription.commit`, which acknowledges the batches written so far (the runtime may fetch the
+next batch while the previous one is being written). A consumer that dies before `commit` gets
+the same messages again; the warehouse makes that harmless.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class Subscription(Protocol):
         """
         ...
 
-    def commit(self) -> None:
-        """Acknowledge every message fetched so far: this group will not get them again."""
+    def commit(self, batches: int | None = None) -> None:
+        """Acknowledge the oldest `batches` fetches not acknowledged yet (every one by default):
+        this group will not get their messages again. Fetches that returned nothing count not.
+        """
         ...
 
     def close(self) -> None:

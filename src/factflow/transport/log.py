@@ -49,6 +49,7 @@ import threading
 import time
 import weakref
 import zlib
+from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
@@ -466,6 +467,8 @@ class LogSubscription(ClosesOnExit):
             self._release()
             raise
         self._committed = {domain: s.pos for domain, s in self._segments.items()}
+        #: Per fetch not committed yet: the reading positions right after it.
+        self._fetches: deque[dict[str, int]] = deque()
         self._order = list(self._segments.values())
         self._turn = 0
         self._closed = False
@@ -490,7 +493,10 @@ class LogSubscription(ClosesOnExit):
             out: list[bytes] = []
             advanced = self._round(out, max_messages)
             remaining = deadline - time.monotonic()
-            if out or remaining <= 0:
+            if out:
+                self._fetches.append({d: segment.pos for d, segment in self._segments.items()})
+                return out
+            if remaining <= 0:
                 return out
             if not advanced:
                 time.sleep(min(_POLL, remaining))
@@ -520,16 +526,29 @@ class LogSubscription(ClosesOnExit):
             )
         return advanced
 
-    def commit(self) -> None:
-        """Acknowledge everything fetched so far, durably (written, fsync-ed, renamed).
+    def commit(self, batches: int | None = None) -> None:
+        """Acknowledge the oldest `batches` fetches not committed yet (all by default), durably
+        (written, fsync-ed, renamed).
 
         Raises `TransportUnavailable` when the disk refuses; nothing is acknowledged then, and a
         later `commit` may succeed.
         """
         self._check_open()
-        positions = {domain: segment.pos for domain, segment in self._segments.items()}
-        if positions == self._committed:
+        fetches = self._fetches
+        if batches is None or batches >= len(fetches):
+            # Also past what fetches skipped after the last batch (other groups' types).
+            positions = {domain: segment.pos for domain, segment in self._segments.items()}
+            done = len(fetches)
+        elif batches <= 0:
             return
+        else:
+            positions, done = fetches[batches - 1], batches
+        if positions != self._committed:
+            self._store(positions)
+        for _ in range(done):
+            fetches.popleft()
+
+    def _store(self, positions: dict[str, int]) -> None:
         offsets = {**self._stored, **positions}
         data = json.dumps({"offsets": offsets}, sort_keys=True).encode()
         temporary = self._directory / "offsets.json.tmp"

@@ -261,7 +261,8 @@ class RabbitMQSubscription(ClosesOnExit):
         self._url = transport._url
         self._prefetch = transport.prefetch
         self._arrived: deque[tuple[int, bytes]] = deque()
-        self._last: int | None = None  # the delivery tag of the last message handed out
+        #: Per fetch not committed yet: the delivery tag of its last message, and its size.
+        self._fetches: deque[tuple[int, int]] = deque()
         self._handed = 0  # messages handed out and not committed
         self._failure: str | None = None
         self._closed = False
@@ -310,29 +311,33 @@ class RabbitMQSubscription(ClosesOnExit):
         if not count:
             return []
         taken = [arrived.popleft() for _ in range(count)]
-        self._last = taken[-1][0]
+        self._fetches.append((taken[-1][0], count))
         self._handed += count
         return [body for _, body in taken]
 
-    def commit(self) -> None:
-        """Acknowledge every message fetched so far.
+    def commit(self, batches: int | None = None) -> None:
+        """Acknowledge the oldest `batches` fetches not committed yet (all by default).
 
         Returns once the broker has the acknowledgement (a round trip after it). Raises
         `TransportUnavailable` when the connection was lost: the messages will be delivered
         again, to this group's next subscription or another process of the group.
         """
         self._check_usable()
-        if self._last is None:
+        fetches = self._fetches
+        count = len(fetches) if batches is None else min(batches, len(fetches))
+        if count <= 0:
             return
+        last_tag, _ = fetches[count - 1]
         try:
-            self._channel.basic_ack(delivery_tag=self._last, multiple=True)
+            # Delivery tags grow on a channel: one multiple-ack covers every earlier fetch.
+            self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
             # basic.ack has no answer; a synchronous method after it on the same channel
             # proves that the broker processed the ack, or reveals that the connection is gone.
             self._channel.basic_qos(prefetch_count=self._prefetch)
         except _LOST as error:
             self._fail(error)
-        self._last = None
-        self._handed = 0
+        for _ in range(count):
+            self._handed -= fetches.popleft()[1]
 
     def close(self) -> None:
         """Stop consuming; what was fetched and not committed will be delivered again."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ class NatsSubscription(ClosesOnExit):
         self._consumers: list[Consumer] = []
         self._fetched: list[Msg] = []  # returned, to acknowledge at commit
         self._skipped: list[Msg] = []  # not this group's types, to acknowledge at commit
+        #: Per fetch not committed yet: how many of `_fetched` and of `_skipped` it took.
+        self._fetches: deque[tuple[int, int]] = deque()
         self._arrived = asyncio.Event()
         self._broken: str | None = None
         self._turn = 0
@@ -59,16 +62,32 @@ class NatsSubscription(ClosesOnExit):
         if max_messages <= 0:
             return []
         max_wait = max(0.0, max_wait)
-        return self._transport._run(self._fetch(max_messages, max_wait), "fetch", max_wait)
+        fetched, skipped = len(self._fetched), len(self._skipped)
+        bodies = self._transport._run(self._fetch(max_messages, max_wait), "fetch", max_wait)
+        if bodies:
+            self._fetches.append(
+                (len(self._fetched) - fetched, max(0, len(self._skipped) - skipped))
+            )
+        return bodies
 
-    def commit(self) -> None:
-        """Acknowledge every message fetched so far, and wait for the server to have them.
+    def commit(self, batches: int | None = None) -> None:
+        """Acknowledge the oldest `batches` fetches not committed yet (all by default), and
+        wait for the server to have them.
 
         Raises `TransportUnavailable` when that fails; the messages may then come again (the
         warehouse makes that harmless).
         """
         self._check_open()
-        self._transport._run(self._commit(), "commit")
+        fetches = self._fetches
+        done = len(fetches) if batches is None else min(max(batches, 0), len(fetches))
+        if batches is None:
+            fetched, skipped = len(self._fetched), len(self._skipped)
+        else:
+            fetched = sum(fetches[i][0] for i in range(done))
+            skipped = sum(fetches[i][1] for i in range(done))
+        self._transport._run(self._commit(fetched, skipped), "commit")
+        for _ in range(done):
+            fetches.popleft()
 
     def close(self) -> None:
         """Stop reading; what was fetched and not committed is handed out again at once.
@@ -240,22 +259,27 @@ class NatsSubscription(ClosesOnExit):
             else:
                 self._skipped.append(msg)
 
-    async def _acknowledge(self, messages: list[Msg], payload: bytes) -> None:
-        """Send `payload` (b"": ack, b"-NAK") for each message without waiting; forget them."""
+    async def _acknowledge(
+        self, messages: list[Msg], payload: bytes, count: int | None = None
+    ) -> None:
+        """Send `payload` (b"": ack, b"-NAK") for the first `count` messages (all by default)
+        without waiting; forget them."""
         nc = self._nc()
         publish = nc.publish
-        for msg in messages:
+        for msg in messages[:count]:
             await publish(msg.reply, payload)
-        messages.clear()
+        del messages[:count]
 
-    async def _commit(self) -> None:
+    async def _commit(self, fetched: int, skipped: int) -> None:
+        """Acknowledge the first `fetched` messages handed out and the first `skipped` ones
+        set aside."""
         if self._broken is not None:
             raise TransportUnavailable(f"NATS: {self._broken}")
-        if not self._fetched and not self._skipped:
+        if not fetched and not skipped:
             return
         nc = self._nc()
-        await self._acknowledge(self._fetched, b"")
-        await self._acknowledge(self._skipped, b"")
+        await self._acknowledge(self._fetched, b"", fetched)
+        await self._acknowledge(self._skipped, b"", skipped)
         await nc.flush(max(1, math.ceil(self._transport._timeout)))
 
     async def _close(self) -> None:
