@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -36,7 +37,7 @@ class Work(Generic[P]):
         events: list[Envelope[P]],
         *,
         pipeline: str = "pipeline",
-        raw: dict[str, bytes] | None = None,
+        raw: Mapping[str, bytes] | None = None,
         changes: ChangeSet | None = None,
     ) -> None:
         self.events = events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from factflow.model.dead_letter import DeadLetter
@@ -37,7 +37,7 @@ class BatchProcessor:
         envelopes, raws, dead = self.decoder.decode_batch(messages)
         changes = ChangeSet()
         changes.dead_letters.extend(dead)
-        raw_by_id = dict(zip((e.id for e in envelopes), raws, strict=True))
+        raw_by_id = _RawById(envelopes, raws)
         by_type: dict[str, list[Envelope[Any]]] = {}
         for envelope in envelopes:
             by_type.setdefault(envelope.type, []).append(envelope)
@@ -54,7 +54,7 @@ class BatchProcessor:
         self,
         pipeline: Pipeline[Any],
         events: list[Envelope[Any]],
-        raw_by_id: dict[str, bytes],
+        raw_by_id: Mapping[str, bytes],
         changes: ChangeSet,
     ) -> None:
         work = Work(events, pipeline=pipeline.name, raw=raw_by_id)
@@ -77,3 +77,26 @@ class BatchProcessor:
             self._run_isolating(pipeline, events[middle:], raw_by_id, changes)
             return
         changes.merge(work.changes)
+
+
+class _RawById(Mapping[str, bytes]):
+    """The raw bytes of each envelope by id, for dead letters: only looked up when an event
+    fails, so the index is built then, not for every batch."""
+
+    def __init__(self, envelopes: list[Envelope[Any]], raws: list[bytes]) -> None:
+        self._envelopes, self._raws = envelopes, raws
+        self._index: dict[str, bytes] | None = None
+
+    def _by_id(self) -> dict[str, bytes]:
+        if self._index is None:
+            self._index = dict(zip((e.id for e in self._envelopes), self._raws, strict=True))
+        return self._index
+
+    def __getitem__(self, envelope_id: str) -> bytes:
+        return self._by_id()[envelope_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id())
+
+    def __len__(self) -> int:
+        return len(self._raws)
