@@ -20,7 +20,12 @@ import pytest
 
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.transport.base import Outgoing, Subscription, Transport
-from factflow.transport.rabbitmq import Publisher, RabbitMQSubscription, RabbitMQTransport
+from factflow.transport.rabbitmq import (
+    BOOTSTRAP_SHARE,
+    Publisher,
+    RabbitMQSubscription,
+    RabbitMQTransport,
+)
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -114,13 +119,14 @@ def test_subscribe_declares_the_topology(mq: RabbitMQTransport, url: str) -> Non
             )
         )
     }
-    assert set(queues) == {"kpi", "kpi.dead-letter"}
-    assert queues["kpi"]["type"] == "quorum"
-    assert queues["kpi"]["durable"] is True
-    assert queues["kpi.dead-letter"]["type"] == "quorum"
-    arguments = dict(_flatten(queues["kpi"]["arguments"]))
-    assert arguments["x-delivery-limit"] == 20
-    assert arguments["x-dead-letter-exchange"] == "kpi.dead-letter"
+    assert set(queues) == {"kpi", "kpi.bootstrap", "kpi.dead-letter"}
+    for name in queues:
+        assert queues[name]["type"] == "quorum"
+        assert queues[name]["durable"] is True
+    for name in ("kpi", "kpi.bootstrap"):
+        arguments = dict(_flatten(queues[name]["arguments"]))
+        assert arguments["x-delivery-limit"] == 20
+        assert arguments["x-dead-letter-exchange"] == "kpi.dead-letter"
     bindings = {
         (row["source_name"], row["destination_name"], row["routing_key"])
         for row in json.loads(
@@ -210,6 +216,46 @@ def test_committing_the_older_of_two_fetches_keeps_the_newer_unacknowledged(
 
     second = mq.subscribe("kpi", ["card.*"])
     assert sorted(drain(second)) == sorted(newer)
+
+
+def test_bootstrap_events_reach_only_the_group_they_were_published_for(
+    mq: RabbitMQTransport,
+) -> None:
+    kpi = mq.subscribe("kpi", ["card.*"])
+    other = mq.subscribe("fraud", ["card.*"])
+    replayed = [event("card.card_issued", n) for n in range(20)]
+    assert mq.publish_bootstrap("kpi", replayed) == 20
+
+    assert sorted(drain(kpi)) == sorted(m.body for m in replayed)
+    assert other.fetch(100, 0.3) == []
+    kpi.close()
+    assert mq.subscribe("kpi", ["card.*"]).fetch(100, 0.3) == []  # committed by drain
+
+
+def test_a_bootstrap_backlog_leaves_most_of_each_batch_to_live_events(
+    mq: RabbitMQTransport,
+) -> None:
+    mq.subscribe("kpi", ["card.*"]).close()  # the queues exist
+    mq.publish_bootstrap("kpi", [event("card.card_issued", n) for n in range(400)])
+    mq.publish([event("card.transaction_settled", n) for n in range(400)])
+    subscription = mq.subscribe("kpi", ["card.*"])
+    subscription.fetch(1, 2)
+    subscription.commit()
+    time.sleep(0.5)  # both queues streamed in
+
+    batch = subscription.fetch(100, 2)
+
+    from_live = sum(b"transaction_settled" in body for body in batch)
+    assert len(batch) == 100
+    assert from_live >= 100 * (1 - BOOTSTRAP_SHARE)
+    assert from_live < 100  # the bootstrap is not starved either
+
+
+def test_without_live_events_the_bootstrap_fills_whole_batches(mq: RabbitMQTransport) -> None:
+    subscription = mq.subscribe("kpi", ["card.*"])
+    mq.publish_bootstrap("kpi", [event("card.card_issued", n) for n in range(300)])
+    time.sleep(0.5)
+    assert len(subscription.fetch(100, 2)) == 100
 
 
 def test_fetch_never_holds_more_than_the_prefetch(url: str) -> None:

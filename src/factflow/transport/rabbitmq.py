@@ -6,7 +6,9 @@ Topology (declared idempotently: exchanges on publish and subscribe, the rest on
     exchange <domain>             durable topic; events are published with routing key = type
     queue    <group>              durable quorum queue, bound to each domain exchange with every
                                   exact type and `<domain>.#` for each `<domain>.*` entry
-    exchange <group>.dead-letter  durable fanout, the group queue's dead-letter exchange
+    queue    <group>.bootstrap    durable quorum queue of replayed history for this group only
+                                  (`factflow bootstrap --via`), published to by name
+    exchange <group>.dead-letter  durable fanout, the group queues' dead-letter exchange
     queue    <group>.dead-letter  durable quorum queue bound to it
 
 Messages follow banking.md: body = envelope JSON, ``content_type=application/json``,
@@ -38,7 +40,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -59,6 +61,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     ) from None
 
 __all__ = [
+    "BOOTSTRAP_SHARE",
     "DEFAULT_DELIVERY_LIMIT",
     "DEFAULT_PREFETCH",
     "Publisher",
@@ -80,6 +83,10 @@ _FLUSH_EVERY = 500  # messages between two writes of the publish buffer to the s
 _POLL = 0.005  # seconds per wait for confirms
 _MAX_SHORT = 255  # bytes of an AMQP short string: routing keys, message ids, queue names
 _DEAD_LETTER = ".dead-letter"
+_BOOTSTRAP = ".bootstrap"
+
+BOOTSTRAP_SHARE = 0.25
+"""The part of a batch kept for the bootstrap queue while live events are waiting too."""
 _DOMAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 _GROUP = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _NOT_FOUND = 404
@@ -179,6 +186,28 @@ class RabbitMQTransport(ClosesOnExit):
                 _raise_if_configuration(error, self._url)
                 raise _unavailable(error, self._url) from error
 
+    def publish_bootstrap(self, group: str, messages: Iterable[Outgoing]) -> int:
+        """Publish `messages` to `group`'s bootstrap queue only: the group's running consumers
+        take them beside live events (see `RabbitMQSubscription.fetch`), and no other group
+        sees them. Returns how many, once all are confirmed; errors as for `publish`.
+        """
+        queue = _group_name(group)
+        with self._lock:
+            self._check_open()
+            try:
+                link = self._connect_link()
+                link.declare_group(queue, self.delivery_limit)
+                return link.publish(messages, self.confirm_timeout, queue=queue + _BOOTSTRAP)
+            except _Unconfirmed as error:
+                self._drop_link()
+                raise TransportUnavailable(
+                    f"RabbitMQ at {redact(self._url)}: {error}; publish again"
+                ) from None
+            except _LOST as error:
+                self._drop_link()
+                _raise_if_configuration(error, self._url)
+                raise _unavailable(error, self._url) from error
+
     def subscribe(self, group: str, event_types: Collection[str]) -> RabbitMQSubscription:
         """Consume as `group` from its queue, declaring the topology for `event_types` first.
 
@@ -195,7 +224,7 @@ class RabbitMQTransport(ClosesOnExit):
         try:
             channel = connection.channel()
             _declare_group(channel, queue, bindings, self.delivery_limit)
-            subscription = RabbitMQSubscription(connection, channel, queue, self)
+            subscription = RabbitMQSubscription(connection, (queue, queue + _BOOTSTRAP), self)
         except _LOST as error:
             _close_quietly(connection)
             _raise_if_configuration(error, self._url)
@@ -250,25 +279,27 @@ class RabbitMQTransport(ClosesOnExit):
 
 
 class RabbitMQSubscription(ClosesOnExit):
-    """Consumption of one group's queue on a connection of its own (see `RabbitMQTransport`)."""
+    """Consumption of one group's queue on a connection of its own (see `RabbitMQTransport`),
+    and of the group's bootstrap queue beside it."""
 
     def __init__(
-        self, connection: Any, channel: Any, queue: str, transport: RabbitMQTransport
+        self, connection: Any, queues: tuple[str, str], transport: RabbitMQTransport
     ) -> None:
         self._connection = connection
-        self._channel = channel
-        self._queue = queue
+        self._queue = queues[0]
         self._url = transport._url
         self._prefetch = transport.prefetch
-        self._arrived: deque[tuple[int, bytes]] = deque()
-        #: Per fetch not committed yet: the delivery tag of its last message, and its size.
-        self._fetches: deque[tuple[int, int]] = deque()
-        self._handed = 0  # messages handed out and not committed
         self._failure: str | None = None
         self._closed = False
-        channel.add_on_cancel_callback(self._on_cancel)
-        channel.basic_qos(prefetch_count=self._prefetch)
-        channel.basic_consume(queue, self._on_message, auto_ack=False)
+        # Each queue on a channel of its own: delivery tags and prefetch are per channel.
+        self._live = _Consumed(connection.channel(), queues[0], self._prefetch, self._on_cancel)
+        self._bootstrap = _Consumed(
+            connection.channel(), queues[1], self._prefetch, self._on_cancel
+        )
+        #: Per fetch not committed yet: the last delivery tag it took from each queue (None:
+        #: nothing from that one), and its size.
+        self._fetches: deque[tuple[int | None, int | None, int]] = deque()
+        self._handed = 0  # messages handed out and not committed
 
     def __repr__(self) -> str:
         return f"<RabbitMQSubscription {self._queue!r} at {redact(self._url)}>"
@@ -279,7 +310,9 @@ class RabbitMQSubscription(ClosesOnExit):
         Returns as soon as `max_messages` arrived, or when no more arrived for a few
         milliseconds after the first, or at `max_wait`. Returns at most the prefetch minus the
         messages fetched and not committed (none at all once that many are held).
-        Raises `TransportUnavailable` when the connection or channel is lost.
+        While both have messages, live events fill at least `1 - BOOTSTRAP_SHARE` of a batch
+        and the bootstrap queue the rest: a bootstrap never starves live traffic, nor the
+        reverse. Raises `TransportUnavailable` when the connection or channel is lost.
         """
         self._check_usable()
         if max_messages < 1:
@@ -287,33 +320,36 @@ class RabbitMQSubscription(ClosesOnExit):
         want = min(max_messages, self._prefetch - self._handed)
         if want <= 0:
             return []
-        arrived = self._arrived
+        live, bootstrap = self._live.arrived, self._bootstrap.arrived
         deadline = time.monotonic() + max(0.0, max_wait)
         try:
             self._connection.process_data_events(0)
-            self._check_channel()
-            while len(arrived) < want:
+            self._check_channels()
+            while len(live) + len(bootstrap) < want:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                before = len(arrived)
+                before = len(live) + len(bootstrap)
                 # Wait for the first message up to the deadline, then for more only briefly:
                 # a burst arrives within milliseconds, and a half-full batch should not wait.
                 self._connection.process_data_events(
                     min(remaining, _LINGER) if before else remaining
                 )
-                self._check_channel()
-                if before and len(arrived) == before:
+                self._check_channels()
+                if before and len(live) + len(bootstrap) == before:
                     break
         except _LOST as error:
             self._fail(error)
-        count = min(want, len(arrived))
-        if not count:
+        from_bootstrap = min(len(bootstrap), max(want - len(live), int(want * BOOTSTRAP_SHARE)))
+        from_live = min(len(live), want - from_bootstrap)
+        if not from_live + from_bootstrap:
             return []
-        taken = [arrived.popleft() for _ in range(count)]
-        self._fetches.append((taken[-1][0], count))
-        self._handed += count
-        return [body for _, body in taken]
+        bodies: list[bytes] = []
+        last_live = self._live.take(from_live, bodies)
+        last_bootstrap = self._bootstrap.take(from_bootstrap, bodies)
+        self._fetches.append((last_live, last_bootstrap, len(bodies)))
+        self._handed += len(bodies)
+        return bodies
 
     def commit(self, batches: int | None = None) -> None:
         """Acknowledge the oldest `batches` fetches not committed yet (all by default).
@@ -327,32 +363,28 @@ class RabbitMQSubscription(ClosesOnExit):
         count = len(fetches) if batches is None else min(batches, len(fetches))
         if count <= 0:
             return
-        last_tag, _ = fetches[count - 1]
+        done = [fetches[i] for i in range(count)]
         try:
             # Delivery tags grow on a channel: one multiple-ack covers every earlier fetch.
-            self._channel.basic_ack(delivery_tag=last_tag, multiple=True)
-            # basic.ack has no answer; a synchronous method after it on the same channel
-            # proves that the broker processed the ack, or reveals that the connection is gone.
-            self._channel.basic_qos(prefetch_count=self._prefetch)
+            self._live.acknowledge(max((f[0] for f in done if f[0] is not None), default=None))
+            self._bootstrap.acknowledge(max((f[1] for f in done if f[1] is not None), default=None))
         except _LOST as error:
             self._fail(error)
         for _ in range(count):
-            self._handed -= fetches.popleft()[1]
+            self._handed -= fetches.popleft()[2]
 
     def close(self) -> None:
         """Stop consuming; what was fetched and not committed will be delivered again."""
         if not self._closed:
             self._closed = True
-            self._arrived.clear()
+            self._live.arrived.clear()
+            self._bootstrap.arrived.clear()
             _close_quietly(self._connection)
-
-    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self._arrived.append((method.delivery_tag, body))
 
     def _on_cancel(self, method_frame: Any) -> None:
         self._failure = (
             f"RabbitMQ at {redact(self._url)} cancelled consumption of queue"
-            f" {self._queue!r} (was it deleted?)"
+            f" {self._queue!r} or its bootstrap queue (was it deleted?)"
         )
 
     def _check_usable(self) -> None:
@@ -361,11 +393,11 @@ class RabbitMQSubscription(ClosesOnExit):
         if self._failure is not None:
             raise TransportUnavailable(self._failure)
 
-    def _check_channel(self) -> None:
-        if self._failure is None and self._channel.is_closed:
+    def _check_channels(self) -> None:
+        if self._failure is None and (self._live.closed or self._bootstrap.closed):
             self._failure = (
                 f"RabbitMQ at {redact(self._url)} closed the channel consuming queue"
-                f" {self._queue!r}"
+                f" {self._queue!r} or its bootstrap queue"
             )
         if self._failure is not None:
             _close_quietly(self._connection)
@@ -376,6 +408,44 @@ class RabbitMQSubscription(ClosesOnExit):
         self._failure = str(unavailable)
         _close_quietly(self._connection)
         raise unavailable from error
+
+
+class _Consumed:
+    """One queue consumed on a channel of its own: what arrived, and acknowledging it."""
+
+    def __init__(
+        self, channel: Any, queue: str, prefetch: int, on_cancel: Callable[[Any], None]
+    ) -> None:
+        self.channel = channel
+        self.prefetch = prefetch
+        self.arrived: deque[tuple[int, bytes]] = deque()
+        channel.add_on_cancel_callback(on_cancel)
+        channel.basic_qos(prefetch_count=prefetch)
+        channel.basic_consume(queue, self._on_message, auto_ack=False)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.channel.is_closed)
+
+    def take(self, count: int, bodies: list[bytes]) -> int | None:
+        """Move `count` arrived bodies to `bodies`; the delivery tag of the last one."""
+        arrived, last = self.arrived, None
+        for _ in range(count):
+            last, body = arrived.popleft()
+            bodies.append(body)
+        return last
+
+    def acknowledge(self, last_tag: int | None) -> None:
+        """Acknowledge every message up to `last_tag`, and wait until the broker has it."""
+        if last_tag is None:
+            return
+        self.channel.basic_ack(delivery_tag=last_tag, multiple=True)
+        # basic.ack has no answer; a synchronous method after it on the same channel proves
+        # that the broker processed the ack, or reveals that the connection is gone.
+        self.channel.basic_qos(prefetch_count=self.prefetch)
+
+    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self.arrived.append((method.delivery_tag, body))
 
 
 class Publisher(ClosesOnExit):
@@ -454,6 +524,7 @@ class _Link:
         self.connection = connection
         self._channel = connection.channel()
         self._declared: set[str] = set()
+        self._declared_groups: set[str] = set()
         self._unconfirmed: deque[int] = deque()  # delivery tags, in publishing order
         self._acked: set[int] = set()  # confirmed singly, ahead of older unconfirmed ones
         self._refused = 0
@@ -468,7 +539,13 @@ class _Link:
             self.connection.process_data_events(_POLL)
             self._check_channel()
 
-    def publish(self, messages: Iterable[Outgoing], timeout: float) -> int:
+    def declare_group(self, queue: str, delivery_limit: int) -> None:
+        if queue not in self._declared_groups:
+            _declare_group(self._channel, queue, {}, delivery_limit)
+            self._declared_groups.add(queue)
+
+    def publish(self, messages: Iterable[Outgoing], timeout: float, queue: str = "") -> int:
+        """Publish to the domains' exchanges, or with `queue` straight to that queue."""
         process = self.connection.process_data_events
         publish = self._async.basic_publish
         properties = pika.BasicProperties
@@ -476,12 +553,13 @@ class _Link:
         for message in messages:
             _check_message(message)
             domain = message.domain
-            if domain not in self._declared:
+            if not queue and domain not in self._declared:
                 self._channel.exchange_declare(domain, "topic", durable=True)
                 self._declared.add(domain)
             publish(
-                exchange=domain,
-                routing_key=message.type,
+                # The default exchange routes a message to the queue its routing key names.
+                exchange="" if queue else domain,
+                routing_key=queue or message.type,
                 body=message.body,
                 properties=properties(
                     content_type="application/json",
@@ -612,19 +690,17 @@ def _declare_group(
     channel.exchange_declare(dead_letter, "fanout", durable=True)
     channel.queue_declare(dead_letter, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(dead_letter, dead_letter, routing_key="")  # fanout: any key
-    channel.queue_declare(
-        queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": delivery_limit,
-            "x-dead-letter-exchange": dead_letter,
-            # At-least-once: the queue keeps a message until the dead-letter queue confirmed
-            # it (it needs reject-publish overflow; the queue has no length limit anyway).
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": dead_letter,
+        # At-least-once: the queue keeps a message until the dead-letter queue confirmed
+        # it (it needs reject-publish overflow; the queue has no length limit anyway).
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    channel.queue_declare(queue, durable=True, arguments=arguments)
+    channel.queue_declare(queue + _BOOTSTRAP, durable=True, arguments=arguments)
     for domain, keys in bindings.items():
         channel.exchange_declare(domain, "topic", durable=True)
         for key in keys:
