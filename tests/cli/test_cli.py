@@ -141,3 +141,12 @@ def test_the_duckdb_memory_limit_is_an_option_of_the_url(events_file: Path, tmp_
     )
     assert result.exit_code == 1
     assert "unknown option(s) ['cache']; known: memory_limit" in result.output
+
+
+def test_every_command_loads_and_has_help() -> None:
+    from factflow.cli import COMMANDS
+
+    for name in COMMANDS:
+        result = factflow(name, "--help")
+        assert result.exit_code == 0, result.output
+        assert f"Usage: main {name}" in result.output
