@@ -207,3 +207,154 @@ def test_queries_are_read_only(banking: Warehouse) -> None:
     for statement in ("DELETE FROM dim_user", "DROP TABLE dim_user", "SELECT 1; DELETE FROM x"):
         with pytest.raises(ConfigurationError, match="read-only"):
             banking.query(statement)
+
+
+def replay(warehouse: Warehouse, replayed: set[str], **parts: Any) -> None:
+    """Write `parts` as the outcome of replaying the stored dead letters `replayed`."""
+    changes = ChangeSet()
+    for table, rows in parts.get("facts", {}).items():
+        changes.facts[table] = rows
+    changes.dead_letters.extend(parts.get("dead_letters", []))
+    changes.replayed = replayed
+    warehouse.write(changes)
+
+
+FIXED = DeadLetter.of(b'{"id": "e-1"}', "card: RuntimeError: a bug", "card.x", "e-1")
+BROKEN = DeadLetter.of(b'{"id": "e-2"}', "card: RuntimeError: another bug", "card.x", "e-2")
+
+
+def test_a_replay_removes_the_letters_that_succeed_and_keeps_the_rest_with_the_new_reason(
+    banking: Warehouse,
+) -> None:
+    write(banking, dead_letters=[FIXED, BROKEN])
+    [received_at] = {d.received_at for d in banking.dead_letters()}
+    still_broken = DeadLetter.of(BROKEN.raw, "card: ValueError: still a bug", "card.x", "e-2")
+    replay(
+        banking,
+        {FIXED.id, BROKEN.id},
+        facts={"fact_card_transaction": [transaction("t-1", "e-1", at(1))]},
+        dead_letters=[still_broken],
+    )
+    [kept] = banking.dead_letters()
+    assert (kept.id, kept.reason, kept.raw) == (BROKEN.id, still_broken.reason, BROKEN.raw)
+    assert kept.received_at == received_at
+    assert kept.replays == 1
+    assert kept.replayed_at is not None and kept.replayed_at >= received_at
+    assert rows(banking, "SELECT event_id FROM fact_card_transaction") == [("e-1",)]
+
+
+def test_each_replay_that_fails_again_is_counted(banking: Warehouse) -> None:
+    write(banking, dead_letters=[BROKEN])
+    for _ in range(3):
+        replay(banking, {BROKEN.id}, dead_letters=[BROKEN])
+    [kept] = banking.dead_letters()
+    assert (kept.replays, kept.reason) == (3, BROKEN.reason)
+
+
+def test_a_replay_that_fails_to_write_removes_no_dead_letter(banking: Warehouse) -> None:
+    write(banking, dead_letters=[FIXED, BROKEN])
+    too_precise = transaction("t-1", "e-1", at(1), "1.000001")
+    with pytest.raises(TerminalError, match="refused a value"):
+        replay(
+            banking,
+            {FIXED.id, BROKEN.id},
+            facts={"fact_card_transaction": [too_precise]},
+            dead_letters=[DeadLetter.of(BROKEN.raw, "new reason")],
+        )
+    assert {(d.id, d.reason, d.replays) for d in banking.dead_letters()} == {
+        (FIXED.id, FIXED.reason, 0),
+        (BROKEN.id, BROKEN.reason, 0),
+    }
+
+
+def test_a_letter_failing_again_after_another_replay_removed_it_is_kept(
+    banking: Warehouse,
+) -> None:
+    """Two replays at once: the one that finds the letter gone still keeps its failure."""
+    replay(banking, {BROKEN.id}, dead_letters=[BROKEN])
+    [kept] = banking.dead_letters()
+    assert (kept.id, kept.reason, kept.raw) == (BROKEN.id, BROKEN.reason, BROKEN.raw)
+
+
+def test_a_replay_keeps_the_known_type_of_a_letter_when_the_new_failure_has_none(
+    banking: Warehouse,
+) -> None:
+    write(banking, dead_letters=[BROKEN])
+    replay(banking, {BROKEN.id}, dead_letters=[DeadLetter.of(BROKEN.raw, "warehouse refused it")])
+    [kept] = banking.dead_letters()
+    assert (kept.event_type, kept.event_id, kept.reason) == (
+        "card.x",
+        "e-2",
+        "warehouse refused it",
+    )
+
+
+def test_a_replay_leaves_live_dead_letters_of_the_same_batch_alone(banking: Warehouse) -> None:
+    write(banking, dead_letters=[FIXED])
+    arriving = DeadLetter.of(b"not json", "not a valid JSON envelope")
+    replay(banking, {FIXED.id}, dead_letters=[arriving])
+    [stored] = banking.dead_letters()
+    assert (stored.id, stored.replays) == (arriving.id, 0)
+
+
+LETTERS = [
+    DeadLetter.of(b"1", "r", "card.transaction_settled", "e-1"),
+    DeadLetter.of(b"2", "r", "card.card_issued", "e-2"),
+    DeadLetter.of(b"3", "r", "cardx.card_issued", "e-3"),
+    DeadLetter.of(b"4", "r", "user.user_created", "e-4"),
+    DeadLetter.of(b"5", "r"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        (None, {"1", "2", "3", "4", "5"}),
+        ("card.transaction_settled", {"1"}),
+        ("card.*", {"1", "2"}),
+        ("user.*", {"4"}),
+        ("card.transaction", set()),
+        ("goal.*", set()),
+    ],
+)
+def test_dead_letters_are_read_by_event_type_or_by_domain(
+    banking: Warehouse, event_type: str | None, expected: set[str]
+) -> None:
+    write(banking, dead_letters=LETTERS)
+    letters = banking.dead_letters(event_type=event_type)
+    assert {d.raw.decode() for d in letters} == expected
+
+
+@pytest.mark.parametrize("pattern", ["*", "card*", "*.card_issued", "card.*.x", ".*", ""])
+def test_an_event_type_pattern_that_is_neither_a_type_nor_a_domain_is_refused(
+    banking: Warehouse, pattern: str
+) -> None:
+    from factflow import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"give a type .* or a domain \(card\.\*\)"):
+        banking.dead_letters(event_type=pattern)
+
+
+def test_dead_letters_are_read_in_pages_by_id(banking: Warehouse) -> None:
+    write(banking, dead_letters=LETTERS)
+    pages: list[list[str]] = []
+    after = ""
+    while page := banking.dead_letters(2, after_id=after):
+        pages.append([d.id for d in page])
+        after = page[-1].id
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [i for p in pages for i in p] == sorted(d.id for d in LETTERS)
+    assert banking.dead_letters(2, event_type="card.*", after_id="") == sorted(
+        (d for d in banking.dead_letters() if d.event_type and d.event_type.startswith("card.")),
+        key=lambda d: d.id,
+    )
+
+
+def test_a_dead_letter_is_found_by_the_start_of_its_id(banking: Warehouse) -> None:
+    write(banking, dead_letters=LETTERS)
+    target = LETTERS[2]
+    assert banking.dead_letters(2, id_prefix=target.id[:12]) == [
+        d for d in banking.dead_letters() if d.id == target.id
+    ]
+    assert len(banking.dead_letters(id_prefix="")) == len(LETTERS)
+    assert banking.dead_letters(id_prefix="not hex") == []

@@ -33,7 +33,9 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
             f"{path}: unknown setting(s) {sorted(unknown)}; known: {', '.join(_SHARED)}"
         )
     commands = ("demo", "simulate", "bootstrap", "run", "publish", "kpi", "dlq", "status")
-    return {command: dict(settings) for command in commands} | {"dlq": {"list": dict(settings)}}
+    return {command: dict(settings) for command in commands} | {
+        "dlq": {command: dict(settings) for command in ("list", "show", "replay")}
+    }
 
 
 def app_option(function: F) -> F:

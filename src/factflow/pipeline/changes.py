@@ -18,15 +18,29 @@ class ChangeSet:
 
     A warehouse applies a whole change set in one transaction. Facts and dimension changes are
     rows of their tables: the declared fields in order, then `event_id` and `occurred_at`.
+
+    A replay of stored dead letters names them in `replayed`: the warehouse removes each one the
+    change set does not keep again as a dead letter (it now succeeded), and gives each one it
+    keeps its new reason, in the same transaction as the rows the replay produced.
     """
 
-    __slots__ = ("dead_letters", "dimension_changes", "facts", "references", "seen", "staged")
+    __slots__ = (
+        "dead_letters",
+        "dimension_changes",
+        "facts",
+        "references",
+        "replayed",
+        "seen",
+        "staged",
+    )
 
     def __init__(self) -> None:
         self.facts: dict[str, list[Row]] = {}
         self.dimension_changes: dict[str, list[Row]] = {}
         self.references: dict[str, set[str]] = {}
         self.dead_letters: list[DeadLetter] = []
+        #: Ids of stored dead letters this change set re-ran (see the class docstring).
+        self.replayed: set[str] = set()
         #: Per event type: how many envelopes and the latest `occurred_at`, for status reports.
         self.seen: dict[str, tuple[int, datetime]] = {}
         #: Table → the rows already converted by `Warehouse.stage` into the backend's format.
@@ -40,6 +54,7 @@ class ChangeSet:
         for table, keys in other.references.items():
             self.references.setdefault(table, set()).update(keys)
         self.dead_letters.extend(other.dead_letters)
+        self.replayed.update(other.replayed)
         for type_, (count, latest) in other.seen.items():
             self.note_seen(type_, count, latest)
 
@@ -63,5 +78,6 @@ class ChangeSet:
             or self.dimension_changes
             or self.references
             or self.dead_letters
+            or self.replayed
             or self.seen
         )

@@ -7,26 +7,34 @@ answers read-only queries. Semantics every backend keeps (and the shared contrac
 * dimension changes are kept by event time, and the current and historical views are derived
   from them, so any arrival order gives the in-order result;
 * a referenced but unknown dimension key becomes an inferred member;
-* dead letters are written in the same transaction as the batch they came in.
+* dead letters are written in the same transaction as the batch they came in, and a replay
+  removes those that now succeed (and gives the rest their new reason) in the same
+  transaction as the rows it produced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
-from factflow.model.schema import Schema
+from factflow.errors import ConfigurationError
+from factflow.model.schema import ColumnType, Schema
 from factflow.pipeline.changes import ChangeSet
 
 __all__ = [
     "DEAD_LETTERS",
+    "DEAD_LETTER_COLUMNS_QUERY",
     "EVENT_STATS",
     "QueryResult",
     "StoredDeadLetter",
     "Warehouse",
+    "added_dead_letter_columns",
+    "dead_letters_count_query",
     "dead_letters_query",
+    "event_type_condition",
 ]
 
 DEAD_LETTERS = "factflow_dead_letters"
@@ -48,20 +56,101 @@ class StoredDeadLetter(msgspec.Struct, frozen=True):
     reason: str
     raw: bytes
     received_at: datetime
+    #: How often `factflow dlq replay` re-ran it (and it failed again), and when it last did.
+    replays: int = 0
+    replayed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> StoredDeadLetter:
         """From a row of `dead_letters_query`."""
-        id_, event_type, event_id, reason, raw, received_at = row
-        return cls(id_, event_type, event_id, reason, bytes(raw), received_at)
+        id_, event_type, event_id, reason, raw, received_at, replays, replayed_at = row
+        return cls(id_, event_type, event_id, reason, bytes(raw), received_at, replays, replayed_at)
 
 
-def dead_letters_query(limit: int | None) -> str:
-    """The dead letters, oldest first, as `StoredDeadLetter.from_row` reads them."""
+def event_type_condition(pattern: str) -> tuple[str, str]:
+    """SQL with one `?` selecting the dead letters of an event type, or of a domain as `card.*`.
+
+    Raises:
+        ConfigurationError: a pattern that is neither (`*`, `card*`, `*.created`).
+    """
+    domain, dot, rest = pattern.partition(".")
+    if rest == "*" and domain and "*" not in domain:
+        return "starts_with(event_type, ?)", domain + dot
+    if not domain or "*" in pattern:
+        raise ConfigurationError(
+            f"event type {pattern!r}: give a type (card.transaction_settled) or a domain (card.*)"
+        )
+    return "event_type = ?", pattern
+
+
+def _where(
+    event_type: str | None, after_id: str | None, id_prefix: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if event_type is not None:
+        condition, value = event_type_condition(event_type)
+        conditions.append(condition)
+        parameters.append(value)
+    if after_id is not None:
+        conditions.append("id > ?")
+        parameters.append(after_id)
+    if id_prefix is not None:
+        conditions.append("starts_with(id, ?)")
+        parameters.append(id_prefix)
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), tuple(parameters)
+
+
+def dead_letters_query(
+    limit: int | None,
+    *,
+    event_type: str | None = None,
+    after_id: str | None = None,
+    id_prefix: str | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """SQL (with `?` parameters) and its parameters reading dead letters as `from_row` does.
+
+    Oldest first, or with `after_id` in id order from just after it: pages that stay put while
+    the letters of earlier pages are removed (`after_id=""` starts at the first). `event_type`
+    is a type or a domain as `card.*`; `id_prefix` keeps the ids starting with it.
+    """
+    where, parameters = _where(event_type, after_id, id_prefix)
     return (
-        f"SELECT id, event_type, event_id, reason, raw, received_at FROM {DEAD_LETTERS} "
-        "ORDER BY received_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        "SELECT id, event_type, event_id, reason, raw, received_at, replays, replayed_at "
+        f"FROM {DEAD_LETTERS}{where} ORDER BY "
+        + ("id" if after_id is not None else "received_at, id")
+        + (f" LIMIT {int(limit)}" if limit is not None else ""),
+        parameters,
     )
+
+
+def dead_letters_count_query(event_type: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """SQL (with `?` parameters) and its parameters counting the dead letters of `event_type`."""
+    where, parameters = _where(event_type, None, None)
+    return f"SELECT count(*) FROM {DEAD_LETTERS}{where}", parameters
+
+
+#: The names of the dead letters' columns, to find those a warehouse made earlier lacks.
+DEAD_LETTER_COLUMNS_QUERY = (
+    "SELECT column_name FROM information_schema.columns "
+    f"WHERE table_schema = current_schema() AND table_name = '{DEAD_LETTERS}'"
+)
+
+
+def added_dead_letter_columns(
+    types: Mapping[ColumnType, str], present: Collection[str]
+) -> list[str]:
+    """Statements adding the columns the dead letters gained after their table was first made,
+    of those not `present` (from `DEAD_LETTER_COLUMNS_QUERY`): `prepare` upgrades in place."""
+    added = {
+        "replays": f"{types[ColumnType.INTEGER]} NOT NULL DEFAULT 0",
+        "replayed_at": types[ColumnType.TIMESTAMP],
+    }
+    return [
+        f"ALTER TABLE {DEAD_LETTERS} ADD COLUMN {name} {definition}"
+        for name, definition in added.items()
+        if name not in present
+    ]
 
 
 class Warehouse(Protocol):
@@ -82,8 +171,15 @@ class Warehouse(Protocol):
         """Run one read-only statement; anything that could write is refused."""
         ...
 
-    def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
-        """The dead letters, oldest first."""
+    def dead_letters(
+        self,
+        limit: int | None = None,
+        *,
+        event_type: str | None = None,
+        after_id: str | None = None,
+        id_prefix: str | None = None,
+    ) -> list[StoredDeadLetter]:
+        """The dead letters, oldest first; see `dead_letters_query` for the arguments."""
         ...
 
     def close(self) -> None: ...

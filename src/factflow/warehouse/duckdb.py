@@ -20,10 +20,12 @@ from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
 from factflow.pipeline.changes import ChangeSet, Row
 from factflow.warehouse.base import (
+    DEAD_LETTER_COLUMNS_QUERY,
     DEAD_LETTERS,
     EVENT_STATS,
     QueryResult,
     StoredDeadLetter,
+    added_dead_letter_columns,
     dead_letters_query,
 )
 from factflow.warehouse.ddl import (
@@ -125,6 +127,9 @@ class DuckDBWarehouse(ClosesOnExit):
         with self._lock:
             for statement in statements:
                 self._con.execute(statement)
+            present = {row[0] for row in self._con.execute(DEAD_LETTER_COLUMNS_QUERY).fetchall()}
+            for statement in added_dead_letter_columns(TYPES, present):
+                self._con.execute(statement)
         self._schema = schema
 
     def stage(self, changes: ChangeSet) -> None:
@@ -159,6 +164,8 @@ class DuckDBWarehouse(ClosesOnExit):
                         self._ensure_members(dim, keys)
                 if changes.dead_letters:
                     self._insert_dead_letters(changes.dead_letters)
+                if changes.replayed:
+                    self._settle_replayed(changes.replayed, changes.dead_letters)
                 if changes.seen:
                     self._count_events(changes.seen)
                 con.commit()
@@ -180,13 +187,28 @@ class DuckDBWarehouse(ClosesOnExit):
             columns = tuple(d[0] for d in cursor.description or ())
             return QueryResult(columns, cursor.fetchall())
 
-    def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
-        sql = dead_letters_query(limit)
+    def dead_letters(
+        self,
+        limit: int | None = None,
+        *,
+        event_type: str | None = None,
+        after_id: str | None = None,
+        id_prefix: str | None = None,
+    ) -> list[StoredDeadLetter]:
+        sql, parameters = dead_letters_query(
+            limit, event_type=event_type, after_id=after_id, id_prefix=id_prefix
+        )
         with self._lock:
             try:
-                rows = self._con.execute(sql).fetchall()
+                rows = self._con.execute(sql, list(parameters)).fetchall()
             except duckdb.CatalogException:
                 return []
+            except duckdb.BinderException as error:
+                raise ConfigurationError(
+                    f"the dead letters of {self.path or 'this warehouse'} were kept by an earlier "
+                    f"factflow ({error}); open it for writing once (factflow run, bootstrap or "
+                    "dlq replay) to add what they lack"
+                ) from None
         return [StoredDeadLetter.from_row(r) for r in rows]
 
     def close(self) -> None:
@@ -260,8 +282,41 @@ class DuckDBWarehouse(ClosesOnExit):
         )
         with self._registered("batch_dead_letters", batch):
             self._con.execute(
-                f"INSERT INTO {DEAD_LETTERS} SELECT * FROM batch_dead_letters "
+                f"INSERT INTO {DEAD_LETTERS} BY NAME SELECT * FROM batch_dead_letters "
                 "QUALIFY row_number() OVER (PARTITION BY id) = 1 ON CONFLICT DO NOTHING"
+            )
+
+    def _settle_replayed(self, replayed: set[str], letters: Sequence[DeadLetter]) -> None:
+        """Remove the replayed dead letters that now succeeded; give the others (already stored,
+        or just inserted) their new reason, one more replay and its time."""
+        again: dict[str, DeadLetter] = {}
+        for letter in letters:
+            if letter.id in replayed:
+                again.setdefault(letter.id, letter)
+        gone = pa.table({"id": pa.array(sorted(replayed - again.keys()), pa.string())})
+        with self._registered("replayed_gone", gone):
+            self._con.execute(
+                f"DELETE FROM {DEAD_LETTERS} WHERE id IN (SELECT id FROM replayed_gone)"
+            )
+        if not again:
+            return
+        kept = list(again.values())
+        batch = pa.table(
+            {
+                "id": [d.id for d in kept],
+                "event_type": pa.array([d.event_type for d in kept], pa.string()),
+                "event_id": pa.array([d.event_id for d in kept], pa.string()),
+                "reason": [d.reason for d in kept],
+                "replayed_at": _utc_timestamps([datetime.now(UTC)] * len(kept)),
+            }
+        )
+        with self._registered("replayed_again", batch):
+            self._con.execute(
+                f"UPDATE {DEAD_LETTERS} AS stored SET reason = again.reason, "
+                "event_type = coalesce(again.event_type, stored.event_type), "
+                "event_id = coalesce(again.event_id, stored.event_id), "
+                "replays = stored.replays + 1, replayed_at = again.replayed_at "
+                "FROM replayed_again AS again WHERE stored.id = again.id"
             )
 
     def _count_events(self, seen: dict[str, tuple[int, datetime]]) -> None:

@@ -32,10 +32,12 @@ from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
 from factflow.pipeline.changes import ChangeSet, Row
 from factflow.warehouse._statements import read_only_statement
 from factflow.warehouse.base import (
+    DEAD_LETTER_COLUMNS_QUERY,
     DEAD_LETTERS,
     EVENT_STATS,
     QueryResult,
     StoredDeadLetter,
+    added_dead_letter_columns,
     dead_letters_query,
 )
 from factflow.warehouse.ddl import (
@@ -199,14 +201,29 @@ class PostgresWarehouse(ClosesOnExit):
         with self._lock:
             return self._read(self._query, statement, parameters or None)
 
-    def dead_letters(self, limit: int | None = None) -> list[StoredDeadLetter]:
+    def dead_letters(
+        self,
+        limit: int | None = None,
+        *,
+        event_type: str | None = None,
+        after_id: str | None = None,
+        id_prefix: str | None = None,
+    ) -> list[StoredDeadLetter]:
         """The dead letters, oldest first; none before `prepare` created their table."""
-        sql = dead_letters_query(limit)
+        sql, parameters = dead_letters_query(
+            limit, event_type=event_type, after_id=after_id, id_prefix=id_prefix
+        )
         with self._lock:
             try:
-                result = self._read(self._query, sql, None)
+                result = self._read(self._query, sql.replace("?", "%s"), parameters or None)
             except psycopg.errors.UndefinedTable:
                 return []
+            except psycopg.errors.UndefinedColumn as error:
+                raise ConfigurationError(
+                    f"the dead letters in schema {self.schema!r} were kept by an earlier factflow "
+                    f"({error}); open it for writing once (factflow run, bootstrap or dlq "
+                    "replay) to add what they lack"
+                ) from None
         return [StoredDeadLetter.from_row(r) for r in result.rows]
 
     def drop_schema(self) -> None:
@@ -337,6 +354,11 @@ class PostgresWarehouse(ClosesOnExit):
                 cursor.execute(statement)
         for statement in statements:
             cursor.execute(statement)
+        # Altered only when a column is missing: an ALTER waits for every reader of the table.
+        cursor.execute(DEAD_LETTER_COLUMNS_QUERY)
+        present = {row[0] for row in cursor.fetchall()}
+        for statement in added_dead_letter_columns(TYPES, present):
+            cursor.execute(statement)
 
     def _drop_schema(self, cursor: Cursor) -> None:
         cursor.execute(f"DROP SCHEMA IF EXISTS {quote(self.schema)} CASCADE")
@@ -363,6 +385,8 @@ class PostgresWarehouse(ClosesOnExit):
                 self._ensure_members(cursor, dim, keys)
         if changes.dead_letters:
             self._insert_dead_letters(cursor, changes.dead_letters)
+        if changes.replayed:
+            self._settle_replayed(cursor, changes.replayed, changes.dead_letters)
         if changes.seen:
             self._count_events(cursor, changes.seen)
 
@@ -501,6 +525,36 @@ class PostgresWarehouse(ClosesOnExit):
             f"SELECT DISTINCT ON (id) {columns}, now() AT TIME ZONE 'UTC' "
             f"FROM pg_temp.{_DEAD_LETTER_STAGE} ORDER BY id ON CONFLICT DO NOTHING"
         )
+
+    def _settle_replayed(
+        self, cursor: Cursor, replayed: set[str], letters: Sequence[DeadLetter]
+    ) -> None:
+        """Remove the replayed dead letters that now succeeded; give the others (already stored,
+        or just inserted) their new reason, one more replay and its time."""
+        again: dict[str, DeadLetter] = {}
+        for letter in letters:
+            if letter.id in replayed:
+                again.setdefault(letter.id, letter)
+        # In id order, so concurrent replays lock rows alike.
+        gone = sorted(replayed - again.keys())
+        if gone:
+            cursor.execute(f"DELETE FROM {DEAD_LETTERS} WHERE id = ANY(%s::text[])", (gone,))
+        kept = [again[id_] for id_ in sorted(again)]
+        if kept:
+            cursor.execute(
+                f"UPDATE {DEAD_LETTERS} AS stored SET reason = again.reason, "
+                "event_type = coalesce(again.event_type, stored.event_type), "
+                "event_id = coalesce(again.event_id, stored.event_id), "
+                "replays = stored.replays + 1, replayed_at = now() AT TIME ZONE 'UTC' "
+                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                "AS again(id, event_type, event_id, reason) WHERE stored.id = again.id",
+                (
+                    [d.id for d in kept],
+                    [d.event_type for d in kept],
+                    [d.event_id for d in kept],
+                    [d.reason for d in kept],
+                ),
+            )
 
     def _count_events(self, cursor: Cursor, seen: dict[str, tuple[int, datetime]]) -> None:
         types = sorted(seen)
