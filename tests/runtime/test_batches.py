@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from banking_events import settled
+from banking_events import SETTLED, settled
 from factflow import App, Consumer, Envelope, Pipeline, TransientError, insert_first
-from factflow.errors import WarehouseUnavailable
+from factflow.errors import RejectedEvent, WarehouseUnavailable
 from factflow.examples.banking import app as banking
 from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
@@ -61,6 +61,28 @@ def test_a_pipeline_crashing_on_one_event_dead_letters_only_that_event() -> None
     [letter] = harness.dead_letters()
     assert "t-13 breaks the batch step" in letter.reason
     assert b'"t-13"' in letter.raw
+
+
+def test_a_failing_event_keeps_its_own_bytes_when_another_message_shares_its_id() -> None:
+    from factflow.examples.banking.events import TransactionSettled
+    from factflow.examples.banking.model import CardTransaction
+    from factflow.examples.banking.pipelines import card_transaction
+    from factflow.model.declare import Fact
+
+    def refuse_t13(event: Envelope[TransactionSettled]) -> Fact:
+        if event.data.transaction_id == "t-13":
+            raise RejectedEvent("t-13 is refused")
+        return card_transaction(event)
+
+    pipeline = Pipeline(TransactionSettled).map(refuse_t13).then(insert_first(CardTransaction))
+    picky = App("picky", consumers=[Consumer("card").pipe(TransactionSettled, pipeline)])
+    bad = envelope("card.transaction_settled", SETTLED | {"transaction_id": "t-13"}, id="same")
+    good = envelope("card.transaction_settled", SETTLED | {"transaction_id": "t-14"}, id="same")
+
+    changes = BatchProcessor(picky).process([bad, good])
+
+    [letter] = changes.dead_letters
+    assert letter.raw == bad
 
 
 def test_a_value_the_warehouse_refuses_isolates_the_message_that_carries_it() -> None:

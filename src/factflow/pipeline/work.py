@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -30,14 +30,14 @@ class Work(Generic[P]):
     one event with `reject`; the event becomes a dead letter and the others go on.
     """
 
-    __slots__ = ("_raw", "changes", "events", "mapped", "pipeline", "stored")
+    __slots__ = ("_raw_of", "changes", "events", "mapped", "pipeline", "stored")
 
     def __init__(
         self,
         events: list[Envelope[P]],
         *,
         pipeline: str = "pipeline",
-        raw: Mapping[str, bytes] | None = None,
+        raw_of: Callable[[Envelope[Any]], bytes | None] | None = None,
         changes: ChangeSet | None = None,
     ) -> None:
         self.events = events
@@ -46,11 +46,11 @@ class Work(Generic[P]):
         self.changes = changes if changes is not None else ChangeSet()
         #: Row classes some step has stored; any other mapped row would be lost.
         self.stored: set[type[Any]] = set()
-        self._raw = raw or {}
+        self._raw_of = raw_of
 
     def reject(self, envelope: Envelope[Any], reason: str) -> None:
         """Set one event aside as a dead letter, and drop what was mapped from it."""
-        raw = self._raw.get(envelope.id) or _encoder.encode(envelope)
+        raw = (self._raw_of and self._raw_of(envelope)) or _encoder.encode(envelope)
         self.changes.dead_letters.append(
             DeadLetter.of(raw, f"{self.pipeline}: {reason}", envelope.type, envelope.id)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from factflow.model.dead_letter import DeadLetter
@@ -37,7 +37,7 @@ class BatchProcessor:
         envelopes, raws, dead = self.decoder.decode_batch(messages)
         changes = ChangeSet()
         changes.dead_letters.extend(dead)
-        raw_by_id = _RawById(envelopes, raws)
+        raw_of = _RawOf(envelopes, raws)
         by_type: dict[str, list[Envelope[Any]]] = {}
         for envelope in envelopes:
             by_type.setdefault(envelope.type, []).append(envelope)
@@ -47,17 +47,17 @@ class BatchProcessor:
                 continue  # handled by another consumer group of the app
             changes.note_seen(event_type, len(events), max(e.occurred_at for e in events))
             for pipeline in pipelines:
-                self._run_isolating(pipeline, events, raw_by_id, changes)
+                self._run_isolating(pipeline, events, raw_of, changes)
         return changes
 
     def _run_isolating(
         self,
         pipeline: Pipeline[Any],
         events: list[Envelope[Any]],
-        raw_by_id: Mapping[str, bytes],
+        raw_of: _RawOf,
         changes: ChangeSet,
     ) -> None:
-        work = Work(events, pipeline=pipeline.name, raw=raw_by_id)
+        work = Work(events, pipeline=pipeline.name, raw_of=raw_of)
         try:
             pipeline.run(work)
         except Exception as error:  # one bad event must not take the batch down with it
@@ -65,7 +65,7 @@ class BatchProcessor:
                 envelope = events[0]
                 changes.dead_letters.append(
                     DeadLetter.of(
-                        raw_by_id.get(envelope.id, b""),
+                        raw_of(envelope) or b"",
                         f"{pipeline.name}: {type(error).__name__}: {error}",
                         envelope.type,
                         envelope.id,
@@ -73,30 +73,24 @@ class BatchProcessor:
                 )
                 return
             middle = len(events) // 2
-            self._run_isolating(pipeline, events[:middle], raw_by_id, changes)
-            self._run_isolating(pipeline, events[middle:], raw_by_id, changes)
+            self._run_isolating(pipeline, events[:middle], raw_of, changes)
+            self._run_isolating(pipeline, events[middle:], raw_of, changes)
             return
         changes.merge(work.changes)
 
 
-class _RawById(Mapping[str, bytes]):
-    """The raw bytes of each envelope by id, for dead letters: only looked up when an event
-    fails, so the index is built then, not for every batch."""
+class _RawOf:
+    """The raw bytes each envelope of a batch was decoded from, for dead letters.
+
+    By the envelope object, not its id: two different messages may carry one id. Only looked
+    up when an event fails, so the index is built then, not for every batch.
+    """
 
     def __init__(self, envelopes: list[Envelope[Any]], raws: list[bytes]) -> None:
         self._envelopes, self._raws = envelopes, raws
-        self._index: dict[str, bytes] | None = None
+        self._index: dict[int, bytes] | None = None
 
-    def _by_id(self) -> dict[str, bytes]:
+    def __call__(self, envelope: Envelope[Any]) -> bytes | None:
         if self._index is None:
-            self._index = dict(zip((e.id for e in self._envelopes), self._raws, strict=True))
-        return self._index
-
-    def __getitem__(self, envelope_id: str) -> bytes:
-        return self._by_id()[envelope_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._by_id())
-
-    def __len__(self) -> int:
-        return len(self._raws)
+            self._index = dict(zip(map(id, self._envelopes), self._raws, strict=True))
+        return self._index.get(id(envelope))
