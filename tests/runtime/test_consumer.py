@@ -78,9 +78,7 @@ def test_the_consumer_reads_until_idle_and_acknowledges_everything(tmp_path: Pat
 
 def test_a_dropped_transport_is_reopened_and_nothing_is_lost(tmp_path: Path) -> None:
     transport = published(tmp_path / "log")
-    # Not every third call: fetch, fetch, commit of the first is the loop's own rhythm, and a
-    # connection that always drops at the commit would never let a batch be acknowledged.
-    dropping = DroppingTransport(transport, drop_every=4)
+    dropping = DroppingTransport(transport, drop_every=3)
     with DuckDBWarehouse(None) as reference, DuckDBWarehouse(None) as warehouse:
         run_consumer(app, published(tmp_path / "again"), reference, FAST)
         metrics = Metrics()

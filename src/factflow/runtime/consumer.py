@@ -7,8 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple
 
 import msgspec
 
@@ -75,57 +73,30 @@ def run_consumer(
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
-
-    def finish(batch: _InFlight) -> None:
-        """Wait for the batch being written, then acknowledge it."""
-        outcome = batch.future.result()  # raises Stopped, or what the writer could not handle
-        reader.commit_oldest(batch.subscription)
-        total.add(outcome)
-        if metrics is not None:
-            metrics.batch_written(outcome, time.perf_counter() - batch.started)
-        if on_batch is not None:
-            on_batch(outcome)
-
-    # One batch is written on a thread of its own while the next one is fetched: the broker
-    # client and the warehouse each wait on the network, and now they wait at the same time.
-    in_flight: _InFlight | None = None
-    with (
-        tuned_for_batches(),
-        contextlib.closing(reader),
-        ThreadPoolExecutor(1, thread_name_prefix="factflow-writer") as writing,
-    ):
-        try:
-            while not stop.is_set():
-                if metrics is not None:
-                    metrics.heartbeat()
-                messages = reader.fetch()
-                fetched_from = reader.subscription
-                writing_one = in_flight is not None
-                if in_flight is not None:
-                    batch, in_flight = in_flight, None
-                    finish(batch)
-                if messages is None or stop.is_set() or reader.subscription is not fetched_from:
-                    continue  # reconnecting, stopping, or lost since: what was fetched comes again
-                if not messages:
-                    # Nothing may come while a batch is held unacknowledged (the prefetch).
-                    if options.stop_when_idle and not writing_one:
-                        break
-                    continue
-                started = time.perf_counter()
-                in_flight = _InFlight(writing.submit(writer.write, messages), fetched_from, started)
-            if in_flight is not None:
-                finish(in_flight)  # the batch in hand when stopping
-        except Stopped:
-            log.warning("stopping with the batch in hand unacknowledged")
+    with tuned_for_batches(), contextlib.closing(reader):
+        while not stop.is_set():
+            if metrics is not None:
+                metrics.heartbeat()
+            messages = reader.fetch()
+            if messages is None:
+                continue  # reconnecting
+            if not messages:
+                if options.stop_when_idle:
+                    break
+                continue
+            started = time.perf_counter()
+            try:
+                outcome = writer.write(messages)
+            except Stopped:
+                log.warning("stopping with %d messages unacknowledged", len(messages))
+                break
+            reader.commit()
+            total.add(outcome)
+            if metrics is not None:
+                metrics.batch_written(outcome, time.perf_counter() - started)
+            if on_batch is not None:
+                on_batch(outcome)
     return total
-
-
-class _InFlight(NamedTuple):
-    """A batch being written: the write, where it was fetched, when it began."""
-
-    future: Future[BatchOutcome]
-    subscription: Subscription | None
-    started: float
 
 
 class _Reader:
@@ -162,20 +133,11 @@ class _Reader:
             self._lost(error)
             return None
 
-    @property
-    def subscription(self) -> Subscription | None:
-        """The subscription the last batch came from."""
-        return self._subscription
-
-    def commit_oldest(self, subscription: Subscription | None) -> None:
-        """Acknowledge the oldest batch not acknowledged yet, if `subscription` fetched it.
-
-        A batch of a subscription lost since then will be delivered again, harmlessly.
-        """
-        if subscription is None or subscription is not self._subscription:
+    def commit(self) -> None:
+        if self._subscription is None:
             return
         try:
-            subscription.commit(1)
+            self._subscription.commit()
         except TransportUnavailable as error:
             # The batch is in the warehouse; the transport will deliver it again, harmlessly.
             self._lost(error)
