@@ -66,7 +66,7 @@ orders = Pipeline(OrderPlaced).map(to_order).then(ensure_dimensions).then(insert
 def test_a_pipeline_stages_facts_with_their_envelope_id_and_event_time() -> None:
     work = orders.process([placed("o-1"), placed("o-2")])
     rows = work.changes.facts["fact_order"]
-    assert rows == [
+    assert list(rows) == [
         ("o-1", "c-1", Money("10.00"), "e-o-1", datetime(2026, 1, 1, tzinfo=UTC)),
         ("o-2", "c-1", Money("10.00"), "e-o-2", datetime(2026, 1, 1, tzinfo=UTC)),
     ]

@@ -2,15 +2,74 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, overload
+
+import msgspec
 
 from factflow.model.dead_letter import DeadLetter
 
-__all__ = ["ChangeSet", "Row"]
+__all__ = ["ChangeSet", "Row", "RowBlock"]
 
 #: One table row as a tuple in the table's column order (see `factflow.model.schema`).
 Row = tuple[Any, ...]
+
+_astuple = msgspec.structs.astuple
+
+
+class RowBlock(Sequence[Row]):
+    """Rows of one table as the mapped records and the envelopes they came from.
+
+    A sequence of row tuples (the declared fields, then `event_id` and `occurred_at`) for
+    whoever reads it row by row, and `column` for whoever reads it column by column (Arrow):
+    staging a row is two appends, instead of building a tuple per row on the hottest loop.
+    """
+
+    __slots__ = ("envelopes", "fields", "records")
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self.fields = tuple(fields)
+        self.records: list[Any] = []
+        self.envelopes: list[Any] = []
+
+    def append(self, record: Any, envelope: Any) -> None:
+        self.records.append(record)
+        self.envelopes.append(envelope)
+
+    def extend(self, other: RowBlock) -> None:
+        self.records.extend(other.records)
+        self.envelopes.extend(other.envelopes)
+
+    def column(self, index: int) -> list[Any]:
+        """The values of column `index` (in the table's column order), in row order."""
+        if index < len(self.fields):
+            return list(map(attrgetter(self.fields[index]), self.records))
+        name = ("id", "occurred_at")[index - len(self.fields)]
+        return list(map(attrgetter(name), self.envelopes))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(*index.indices(len(self)))]
+        return self._row(index)
+
+    def __iter__(self) -> Iterator[Row]:
+        for record, envelope in zip(self.records, self.envelopes, strict=True):
+            yield _astuple(record) + (envelope.id, envelope.occurred_at)  # noqa: RUF005
+
+    def _row(self, index: int) -> Row:
+        envelope = self.envelopes[index]
+        return _astuple(self.records[index]) + (envelope.id, envelope.occurred_at)  # noqa: RUF005
 
 
 class ChangeSet:
@@ -35,8 +94,8 @@ class ChangeSet:
     )
 
     def __init__(self) -> None:
-        self.facts: dict[str, list[Row]] = {}
-        self.dimension_changes: dict[str, list[Row]] = {}
+        self.facts: dict[str, Sequence[Row]] = {}
+        self.dimension_changes: dict[str, Sequence[Row]] = {}
         self.references: dict[str, set[str]] = {}
         self.dead_letters: list[DeadLetter] = []
         #: Ids of stored dead letters this change set re-ran (see the class docstring).
@@ -47,10 +106,8 @@ class ChangeSet:
         self.staged: dict[str, Any] = {}
 
     def merge(self, other: ChangeSet) -> None:
-        for table, rows in other.facts.items():
-            self.facts.setdefault(table, []).extend(rows)
-        for table, rows in other.dimension_changes.items():
-            self.dimension_changes.setdefault(table, []).extend(rows)
+        _merge_rows(self.facts, other.facts)
+        _merge_rows(self.dimension_changes, other.dimension_changes)
         for table, keys in other.references.items():
             self.references.setdefault(table, set()).update(keys)
         self.dead_letters.extend(other.dead_letters)
@@ -81,3 +138,14 @@ class ChangeSet:
             or self.replayed
             or self.seen
         )
+
+
+def _merge_rows(into: dict[str, Sequence[Row]], rows_by_table: dict[str, Sequence[Row]]) -> None:
+    for table, rows in rows_by_table.items():
+        mine = into.get(table)
+        if mine is None:
+            into[table] = rows
+        elif isinstance(mine, RowBlock) and isinstance(rows, RowBlock):
+            mine.extend(rows)
+        else:
+            into[table] = [*mine, *rows]

@@ -18,7 +18,7 @@ from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavaila
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
-from factflow.pipeline.changes import ChangeSet, Row
+from factflow.pipeline.changes import ChangeSet, Row, RowBlock
 from factflow.warehouse.base import (
     DEAD_LETTER_COLUMNS_QUERY,
     DEAD_LETTERS,
@@ -358,16 +358,21 @@ class _Registered:
 
 
 def _keys(dim: DimensionSpec, rows: Sequence[Row]) -> list[str]:
-    index = dim.changes.column_names.index(dim.key)
-    return list({row[index] for row in rows})
+    return list(set(_column(rows, dim.changes.column_names.index(dim.key))))
+
+
+def _column(rows: Sequence[Row], index: int) -> list[Any]:
+    if isinstance(rows, RowBlock):
+        return rows.column(index)
+    return list(map(itemgetter(index), rows))
 
 
 def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
-    """Rows (tuples in column order) to an Arrow table typed like the warehouse table."""
+    """Rows (in column order) to an Arrow table typed like the warehouse table."""
     arrays = []
     for index, column in enumerate(table.columns):
         # One column at a time: several times faster than transposing with zip(*rows).
-        values = list(map(itemgetter(index), rows))
+        values = _column(rows, index)
         if column.type is ColumnType.TIMESTAMP:
             arrays.append(_utc_timestamps(values))
         else:
