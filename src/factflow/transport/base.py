@@ -3,8 +3,8 @@
 A transport publishes raw envelopes and hands them to consumer groups. The runtime reads a batch
 with `Subscription.fetch`, writes it to the warehouse in one transaction, and only then calls
 `Subscription.commit`, which acknowledges the batches written so far (a runtime may fetch the
-next batch while writing one, and acknowledge the older one only). A consumer that dies before `commit` gets
-the same messages again; the warehouse makes that harmless.
+next batch while writing one, and acknowledge the older one only). A consumer that dies before
+`commit` gets the same messages again; the warehouse makes that harmless.
 """
 
 from __future__ import annotations
