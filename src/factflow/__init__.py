@@ -23,6 +23,7 @@ from factflow.model.envelope import Envelope
 from factflow.model.types import Money
 from factflow.pipeline.app import App, Consumer, Kpi
 from factflow.pipeline.builder import Pipeline
+from factflow.pipeline.sources import BootstrapSource, SourceEvent, bootstrap_source
 from factflow.pipeline.steps import (
     MapFunction,
     Step,
@@ -35,6 +36,7 @@ from factflow.pipeline.work import Work
 
 __all__ = [
     "App",
+    "BootstrapSource",
     "ConfigurationError",
     "Consumer",
     "DeadLetter",
@@ -50,11 +52,13 @@ __all__ = [
     "Money",
     "Pipeline",
     "RejectedEvent",
+    "SourceEvent",
     "Step",
     "TerminalError",
     "TransientError",
     "UnknownEventError",
     "Work",
+    "bootstrap_source",
     "dimension",
     "ensure",
     "ensure_dimensions",

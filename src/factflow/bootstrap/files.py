@@ -1,27 +1,47 @@
-"""The sidekick for event files: every line of a `.jsonl` (or `.jsonl.gz`) file through the
-app's pipelines into the warehouse, in batches. Bad lines become dead letters."""
+"""The sidekick for event files: every envelope of a `.jsonl`, `.jsonl.gz` or `.parquet` file
+through the app's pipelines into the warehouse, in batches. Bad lines become dead letters."""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
+
+from factflow.bootstrap.replay import DEFAULT_BATCH_SIZE, Batch, replay
 from factflow.pipeline.app import App
-from factflow.pipeline.changes import ChangeSet
-from factflow.runtime.interpreter import tuned_for_batches
-from factflow.runtime.processor import BatchProcessor
-from factflow.runtime.writer import BatchOutcome, BatchWriter
-from factflow.transport.files import read_lines
+from factflow.runtime.writer import BatchOutcome
+from factflow.transport.files import read_events
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["DEFAULT_BATCH_SIZE", "bootstrap_file"]
+__all__ = ["DEFAULT_BATCH_SIZE", "FilePosition", "bootstrap_file", "file_batches"]
 
-#: Events per transaction when replaying history: large, since nobody waits for a single event.
-DEFAULT_BATCH_SIZE = 50_000
 
-_Work = tuple[Sequence[bytes], ChangeSet] | None
+class FilePosition(msgspec.Struct, frozen=True):
+    """How far into an event file a batch reaches.
+
+    Attributes:
+        events: envelopes (lines, rows) from the start of the file through this batch.
+        bytes: bytes of the file read when the batch was taken (for progress; the reader reads
+            ahead, and for Parquet it is an estimate).
+    """
+
+    events: int
+    bytes: int
+
+
+def file_batches(path: Path, batch_size: int) -> Iterator[Batch[FilePosition]]:
+    """The envelopes of an event file in batches of `batch_size`, each with its position."""
+    read = 0
+    events = 0
+
+    def note(bytes_read: int) -> None:
+        nonlocal read
+        read = bytes_read
+
+    for messages in read_events(path, batch_size, on_progress=note):
+        events += len(messages)
+        yield messages, FilePosition(events=events, bytes=read)
 
 
 def bootstrap_file(
@@ -35,44 +55,15 @@ def bootstrap_file(
 ) -> BatchOutcome:
     """Replay an event file through every pipeline of `app`; safe to run again (idempotent).
 
-    Decoding and mapping the next batch overlaps with writing the previous one (the warehouse
-    works outside the interpreter lock), with at most one batch waiting in between, so memory
-    stays bounded. `on_progress` receives the bytes of the file read so far; `on_batch` each
-    batch's outcome.
+    The format follows the suffix: `.parquet` (see `factflow.transport.parquet`), `.gz` for
+    gzip-compressed lines, else one envelope per line. `on_batch` receives each batch's outcome
+    once it is committed; `on_progress` the bytes of the file read by then.
     """
-    warehouse.prepare(app.schema)
-    processor = BatchProcessor(app)
-    writer = BatchWriter(processor, warehouse)
-    total = BatchOutcome()
-    handoff: queue.Queue[_Work] = queue.Queue(maxsize=1)
-    failure: list[BaseException] = []
 
-    def write_batches() -> None:
-        while (work := handoff.get()) is not None:
-            if failure:
-                continue  # drain, so the reader is never blocked
-            try:
-                outcome = writer.write_processed(*work)
-            except BaseException as error:
-                failure.append(error)
-                continue
-            total.add(outcome)
-            if on_batch is not None:
-                on_batch(outcome)
+    def committed(outcome: BatchOutcome, position: FilePosition) -> None:
+        if on_batch is not None:
+            on_batch(outcome)
+        if on_progress is not None:
+            on_progress(position.bytes)
 
-    thread = threading.Thread(target=write_batches, name="factflow-bootstrap-writer")
-    thread.start()
-    try:
-        with tuned_for_batches():
-            for lines in read_lines(path, batch_size, on_progress=on_progress):
-                if failure:
-                    break
-                changes = processor.process(lines)
-                warehouse.stage(changes)
-                handoff.put((lines, changes))
-    finally:
-        handoff.put(None)
-        thread.join()
-    if failure:
-        raise failure[0]
-    return total
+    return replay(app, file_batches(Path(path), batch_size), warehouse, on_batch=committed)

@@ -1,15 +1,21 @@
-"""`factflow simulate --events N --out FILE.jsonl`: banking events for demos, tests, benchmarks."""
+"""`factflow simulate --events N [--out FILE] [--to postgresql://…]`: one simulation of the bank,
+as its event stream and as its services' own tables, for demos, tests, benchmarks and
+bootstraps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from factflow.cli.locations import redact
 from factflow.cli.output import stdout
+from factflow.cli.settings import fail
+from factflow.errors import FactflowError
 from factflow.examples.banking.simulator import SimulationOptions
 from factflow.examples.banking.simulator import simulate as generate
-from factflow.transport.files import write_lines
+from factflow.transport.files import is_parquet, write_events
 
 __all__ = ["simulate", "simulation_options"]
 
@@ -59,20 +65,40 @@ def simulation_options(function: click.decorators.FC) -> click.decorators.FC:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The file to write: .jsonl, or .jsonl.gz to compress.",
+    help="The event file to write: .jsonl, .jsonl.gz (compressed) or .parquet.",
+)
+@click.option(
+    "--to",
+    metavar="URL",
+    help=(
+        "Also write the services' own tables (users, accounts, cards, transactions, goals) "
+        "to this empty PostgreSQL database; ?schema=NAME for a schema of its own."
+    ),
 )
 @simulation_options
 def simulate(
     events: int,
-    out: Path,
+    out: Path | None,
+    to: str | None,
     seed: int,
     duplicates: float,
     republications: float,
     shuffle_window: int,
     bad_lines: float,
 ) -> None:
-    """Write a realistic stream of banking events (banking.md) to a file."""
+    """Simulate the bank of banking.md: its event stream, its services' state, or both.
+
+    With --out, the stream (with the delivery faults asked for) goes to a file; with --to, the
+    state the business events leave in the services' databases goes to PostgreSQL, for
+    `factflow bootstrap --from URL` to read back.
+    """
+    if out is None and to is None:
+        raise click.UsageError("give --out FILE, --to URL, or both")
+    if out is not None and is_parquet(out) and bad_lines:
+        raise click.UsageError(
+            "a Parquet file keeps envelopes field by field and cannot hold invalid messages: "
+            "drop --bad-lines, or write .jsonl"
+        )
     options = SimulationOptions(
         events=events,
         seed=seed,
@@ -81,5 +107,29 @@ def simulate(
         shuffle_window=shuffle_window,
         bad_lines=bad_lines,
     )
-    written = write_lines(out, generate(options))
-    stdout.print(f"wrote {written} events to {out}")
+    try:
+        if to is not None:
+            _simulate_to(options, out, to)
+        elif out is not None:
+            stdout.print(f"wrote {write_events(out, generate(options))} events to {out}")
+    except FactflowError as error:
+        raise fail(error) from None
+
+
+def _simulate_to(options: SimulationOptions, out: Path | None, to: str) -> None:
+    from factflow.examples.banking.services import ServiceState
+    from factflow.examples.banking.source_db import SourceDatabase
+
+    with SourceDatabase(to) as database:
+        state = ServiceState(database.add_transaction)
+        stream = generate(options, record=state.record)
+        written = write_events(out, stream) if out is not None else _drain(stream)
+        counts = database.finish(state)
+    if out is not None:
+        stdout.print(f"wrote {written} events to {out}")
+    tables = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
+    stdout.print(f"wrote the services' tables to {redact(to)} ({tables})")
+
+
+def _drain(stream: Iterator[bytes]) -> int:
+    return sum(1 for _ in stream)

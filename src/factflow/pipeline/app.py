@@ -1,4 +1,5 @@
-"""Consumers bind a source, a consumer group and event types to pipelines; an App gathers them."""
+"""Consumers bind a source, a consumer group and event types to pipelines; an App gathers them,
+with its KPIs and the bootstrap sources that replay history from the services' own data."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from factflow.errors import DeclarationError
 from factflow.model.declare import Dimension, Event, Fact
 from factflow.model.schema import Schema, compile_schema
 from factflow.pipeline.builder import Pipeline
+from factflow.pipeline.sources import BootstrapSource
 
 __all__ = ["App", "Consumer", "Kpi"]
 
@@ -80,16 +82,38 @@ class Kpi:
 
 
 class App:
-    """Everything a KPI service runs: its consumers (with their pipelines) and its KPIs."""
+    """Everything a KPI service runs: its consumers (with their pipelines) and its KPIs.
 
-    __slots__ = ("_schema", "consumers", "kpis", "name")
+    `sources` are the bootstrap sources `factflow bootstrap --from LOCATION` runs (see
+    `factflow.pipeline.sources`); their names must be unique.
+    """
+
+    __slots__ = ("_schema", "consumers", "kpis", "name", "sources")
 
     def __init__(
-        self, name: str, *, consumers: Iterable[Consumer], kpis: Iterable[Kpi] = ()
+        self,
+        name: str,
+        *,
+        consumers: Iterable[Consumer],
+        kpis: Iterable[Kpi] = (),
+        sources: Iterable[BootstrapSource] = (),
     ) -> None:
         self.name = name
         self.consumers = tuple(consumers)
         self.kpis = {kpi.name: kpi for kpi in kpis}
+        self.sources: dict[str, BootstrapSource] = {}
+        for source in sources:
+            if not isinstance(source, BootstrapSource):
+                raise DeclarationError(
+                    f"app {name!r}: sources takes BootstrapSource objects (declare the function "
+                    f"with @bootstrap_source(...)), got {source!r}"
+                )
+            if source.name in self.sources:
+                raise DeclarationError(
+                    f"app {name!r} declares two bootstrap sources named {source.name!r}; "
+                    "give one another name (bootstrap_source(name=...))"
+                )
+            self.sources[source.name] = source
         self._schema: Schema | None = None
 
     @property
@@ -132,4 +156,13 @@ class App:
             known = ", ".join(sorted(self.kpis)) or "none"
             raise DeclarationError(
                 f"app {self.name!r} has no KPI {name!r}; known: {known}"
+            ) from None
+
+    def source(self, name: str) -> BootstrapSource:
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(self.sources) or "none"
+            raise DeclarationError(
+                f"app {self.name!r} has no bootstrap source {name!r}; known: {known}"
             ) from None
