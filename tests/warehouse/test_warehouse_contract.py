@@ -358,3 +358,57 @@ def test_a_dead_letter_is_found_by_the_start_of_its_id(banking: Warehouse) -> No
     ]
     assert len(banking.dead_letters(id_prefix="")) == len(LETTERS)
     assert banking.dead_letters(id_prefix="not hex") == []
+
+
+def rebuild_rows(warehouse: Warehouse, facts: list[tuple[Any, ...]]) -> None:
+    changes = ChangeSet()
+    changes.facts["fact_card_transaction"] = facts
+    changes.rebuild_into["fact_card_transaction"] = "fact_card_transaction__rebuild"
+    warehouse.write(changes)
+
+
+def test_a_rebuild_fills_a_table_beside_the_fact_and_swaps_it_in_at_once(
+    banking: Warehouse,
+) -> None:
+    write(
+        banking,
+        facts={
+            "fact_card_transaction": [
+                transaction("t-1", "e-1", at(1), "10.00"),
+                transaction("t-2", "e-2", at(2), "20.00"),
+            ]
+        },
+    )
+    assert banking.begin_rebuild("CardTransaction") == "fact_card_transaction__rebuild"
+    rebuild_rows(banking, [transaction("t-1", "e-1", at(1), "11.00")])  # a fixed pipeline
+    # Until the swap, readers see the old table whole.
+    amounts = "SELECT transaction_id, amount FROM fact_card_transaction ORDER BY 1"
+    assert rows(banking, amounts) == [("t-1", Decimal("10.00")), ("t-2", Decimal("20.00"))]
+    write(banking, facts={"fact_card_transaction": [transaction("t-3", "e-3", at(3))]})
+
+    assert banking.finish_rebuild("fact_card_transaction") == 3
+
+    # Rebuilt rows replace the old ones; rows the rebuild's source lacks (written meanwhile,
+    # or older than the source) stay.
+    assert rows(banking, amounts) == [
+        ("t-1", Decimal("11.00")),
+        ("t-2", Decimal("20.00")),
+        ("t-3", Decimal("10.00")),
+    ]
+    assert rows(
+        banking,
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'fact_card_transaction__rebuild'",
+    ) == [(0,)]
+
+
+def test_beginning_a_rebuild_again_starts_from_an_empty_table(banking: Warehouse) -> None:
+    banking.begin_rebuild("fact_card_transaction")
+    rebuild_rows(banking, [transaction("t-9", "e-9", at(1))])
+    banking.begin_rebuild("fact_card_transaction")  # the first one was interrupted
+    assert rows(banking, "SELECT count(*) FROM fact_card_transaction__rebuild") == [(0,)]
+
+
+def test_a_rebuild_of_an_unknown_fact_names_the_facts(banking: Warehouse) -> None:
+    with pytest.raises(KeyError, match="fact_card_transaction"):
+        banking.begin_rebuild("fact_nothing")

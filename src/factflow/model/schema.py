@@ -65,6 +65,7 @@ class FactSpec(msgspec.Struct, frozen=True):
     table: Table
     fields: tuple[str, ...]
     references: dict[str, str]  # field → dimension name
+    class_name: str = ""
 
 
 class DimensionSpec(msgspec.Struct, frozen=True):
@@ -90,6 +91,14 @@ class DimensionSpec(msgspec.Struct, frozen=True):
 class Schema(msgspec.Struct, frozen=True):
     facts: tuple[FactSpec, ...]
     dimensions: tuple[DimensionSpec, ...]
+
+    def fact(self, name: str) -> FactSpec:
+        """The fact of table `name` or class name `name`; `KeyError` naming the facts if none."""
+        for spec in self.facts:
+            if name in (spec.name, spec.class_name):
+                return spec
+        known = ", ".join(f"{f.name} ({f.class_name})" for f in self.facts) or "none"
+        raise KeyError(f"no fact {name!r} in the model; its facts: {known}")
 
     def dimension(self, name: str) -> DimensionSpec:
         for spec in self.dimensions:
@@ -121,6 +130,7 @@ def compile_fact(cls: type[Fact]) -> FactSpec:
         table=table,
         fields=cls.__struct_fields__,
         references={f: d.__factflow_dimension__.table for f, d in meta.references.items()},
+        class_name=cls.__name__,
     )
 
 

@@ -87,6 +87,7 @@ class ChangeSet:
         "dead_letters",
         "dimension_changes",
         "facts",
+        "rebuild_into",
         "references",
         "replayed",
         "seen",
@@ -100,6 +101,8 @@ class ChangeSet:
         self.dead_letters: list[DeadLetter] = []
         #: Ids of stored dead letters this change set re-ran (see the class docstring).
         self.replayed: set[str] = set()
+        #: Fact name → the table its rows go to instead: a rebuild's table being refilled.
+        self.rebuild_into: dict[str, str] = {}
         #: Per event type: how many envelopes and the latest `occurred_at`, for status reports.
         self.seen: dict[str, tuple[int, datetime]] = {}
         #: Table → the rows already converted by `Warehouse.stage` into the backend's format.

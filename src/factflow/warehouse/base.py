@@ -7,6 +7,9 @@ answers read-only queries. Semantics every backend keeps (and the shared contrac
 * dimension changes are kept by event time, and the current and historical views are derived
   from them, so any arrival order gives the in-order result;
 * a referenced but unknown dimension key becomes an inferred member;
+* a rebuild refills a fact table beside it (`begin_rebuild`, then change sets with
+  `rebuild_into`) and swaps the contents in one transaction (`finish_rebuild`), keeping the rows
+  only the old table has: readers never see it empty or half full;
 * dead letters are written in the same transaction as the batch they came in, and a replay
   removes those that now succeed (and gives the rest their new reason) in the same
   transaction as the rows it produced.
@@ -35,6 +38,7 @@ __all__ = [
     "dead_letters_count_query",
     "dead_letters_query",
     "event_type_condition",
+    "rebuild_table",
 ]
 
 DEAD_LETTERS = "factflow_dead_letters"
@@ -153,6 +157,11 @@ def added_dead_letter_columns(
     ]
 
 
+def rebuild_table(fact_table: str) -> str:
+    """The table a rebuild of `fact_table` fills before the swap."""
+    return f"{fact_table}__rebuild"
+
+
 class Warehouse(Protocol):
     def prepare(self, schema: Schema) -> None:
         """Create whatever tables of `schema` (and factflow's own) do not exist yet."""
@@ -180,6 +189,17 @@ class Warehouse(Protocol):
         id_prefix: str | None = None,
     ) -> list[StoredDeadLetter]:
         """The dead letters, oldest first; see `dead_letters_query` for the arguments."""
+        ...
+
+    def begin_rebuild(self, fact: str) -> str:
+        """Make an empty table beside fact table `fact` (dropping one a failed rebuild left)
+        and return its name, for change sets to fill through `rebuild_into`."""
+        ...
+
+    def finish_rebuild(self, fact: str) -> int:
+        """In one transaction: add to the rebuilt table the rows of `fact` whose key it lacks
+        (written meanwhile, or by events the rebuild's source does not have), replace the
+        contents of `fact` with it, drop it. Returns the rows `fact` holds now."""
         ...
 
     def close(self) -> None: ...

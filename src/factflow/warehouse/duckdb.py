@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
 from factflow._closing import ClosesOnExit
@@ -27,6 +28,7 @@ from factflow.warehouse.base import (
     StoredDeadLetter,
     added_dead_letter_columns,
     dead_letters_query,
+    rebuild_table,
 )
 from factflow.warehouse.ddl import (
     TypeNames,
@@ -153,7 +155,12 @@ class DuckDBWarehouse(ClosesOnExit):
                 for fact in schema.facts:
                     rows = changes.facts.get(fact.name)
                     if rows:
-                        self._insert_first(fact.table, rows, changes.staged.get(fact.table.name))
+                        self._insert_first(
+                            fact.table,
+                            rows,
+                            changes.staged.get(fact.table.name),
+                            into=changes.rebuild_into.get(fact.name),
+                        )
                 for dim in schema.dimensions:
                     rows = changes.dimension_changes.get(dim.name)
                     if rows:
@@ -211,6 +218,40 @@ class DuckDBWarehouse(ClosesOnExit):
                 ) from None
         return [StoredDeadLetter.from_row(r) for r in rows]
 
+    def begin_rebuild(self, fact: str) -> str:
+        table = self._require_schema().fact(fact).table
+        shadow = rebuild_table(table.name)
+        renamed = msgspec.structs.replace(table, name=shadow)
+        with self._lock:
+            self._con.execute(f"DROP TABLE IF EXISTS {quote(shadow)}")
+            self._con.execute(create_table(renamed, TYPES, primary_key=False))
+        return shadow
+
+    def finish_rebuild(self, fact: str) -> int:
+        table = self._require_schema().fact(fact).table
+        live, shadow = quote(table.name), quote(rebuild_table(table.name))
+        same_key = " AND ".join(f"rebuilt.{quote(k)} = old.{quote(k)}" for k in table.key)
+        with self._lock:
+            con = self._con
+            try:
+                con.begin()
+                con.execute(
+                    f"INSERT INTO {shadow} SELECT * FROM {live} AS old "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {shadow} AS rebuilt WHERE {same_key})"
+                )
+                con.execute(f"DELETE FROM {live}")
+                con.execute(f"INSERT INTO {live} SELECT * FROM {shadow}")
+                con.execute(f"DROP TABLE {shadow}")
+                (count,) = con.execute(f"SELECT count(*) FROM {live}").fetchone() or (0,)
+                con.commit()
+            except BaseException as error:
+                _rollback(con)
+                classified = _classify(error)
+                if classified is error:
+                    raise
+                raise classified from error
+        return int(count)
+
     def close(self) -> None:
         with self._lock:
             self._con.close()
@@ -218,16 +259,23 @@ class DuckDBWarehouse(ClosesOnExit):
     # -- set-based writes ------------------------------------------------------------------
 
     def _insert_first(
-        self, table: Table, rows: Sequence[Row], staged: pa.Table | None = None
+        self,
+        table: Table,
+        rows: Sequence[Row],
+        staged: pa.Table | None = None,
+        *,
+        into: str | None = None,
     ) -> None:
-        """Insert the rows whose key is not stored yet (the earliest event of a key wins)."""
+        """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
+        `table` or the table named `into` (of the same columns)."""
         keys = ", ".join(map(quote, table.key))
         stored = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in table.key)
         batch = staged if staged is not None else _arrow(table, rows)
+        target = quote(into or table.name)
         with self._registered("batch_rows", batch):
             self._con.execute(
-                f"INSERT INTO {quote(table.name)} SELECT * FROM batch_rows "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {quote(table.name)} AS stored WHERE {stored}) "
+                f"INSERT INTO {target} SELECT * FROM batch_rows "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS stored WHERE {stored}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} "
                 "ORDER BY occurred_at, event_id) = 1"
             )

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import msgspec
+
 from factflow._closing import ClosesOnExit
 from factflow._urls import pop_query_parameter, redact, redact_text
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
@@ -39,6 +41,7 @@ from factflow.warehouse.base import (
     StoredDeadLetter,
     added_dead_letter_columns,
     dead_letters_query,
+    rebuild_table,
 )
 from factflow.warehouse.ddl import (
     TypeNames,
@@ -226,6 +229,22 @@ class PostgresWarehouse(ClosesOnExit):
                 ) from None
         return [StoredDeadLetter.from_row(r) for r in result.rows]
 
+    def begin_rebuild(self, fact: str) -> str:
+        self._refuse_if_read_only("begin_rebuild")
+        table = self._require_schema().fact(fact).table
+        shadow = rebuild_table(table.name)
+        statement = create_table(msgspec.structs.replace(table, name=shadow), TYPES)
+        with self._lock:
+            self._run("begin a rebuild of", self._execute, f"DROP TABLE IF EXISTS {quote(shadow)}")
+            self._run("begin a rebuild of", self._execute, statement)
+        return shadow
+
+    def finish_rebuild(self, fact: str) -> int:
+        self._refuse_if_read_only("finish_rebuild")
+        table = self._require_schema().fact(fact).table
+        with self._lock:
+            return self._run("finish a rebuild of", self._swap_rebuilt, table)
+
     def drop_schema(self) -> None:
         """Drop the schema and everything in it (for tests and throwaway environments)."""
         self._refuse_if_read_only("drop_schema")
@@ -374,7 +393,9 @@ class PostgresWarehouse(ClosesOnExit):
         for fact in schema.facts:
             rows = changes.facts.get(fact.name)
             if rows:
-                self._insert_first(cursor, fact.table, rows)
+                self._insert_first(
+                    cursor, fact.table, rows, into=changes.rebuild_into.get(fact.name)
+                )
         for dim in schema.dimensions:
             rows = changes.dimension_changes.get(dim.name)
             if rows:
@@ -433,7 +454,11 @@ class PostgresWarehouse(ClosesOnExit):
                     f"the warehouse refused a value of this batch: {error}"
                 ) from None
 
-    def _insert_first(self, cursor: Cursor, table: Table, rows: Sequence[Row]) -> None:
+    def _insert_first(
+        self, cursor: Cursor, table: Table, rows: Sequence[Row], *, into: str | None = None
+    ) -> None:
+        """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
+        `table` or the table named `into` (of the same columns)."""
         stage = self._stages[table.name]
         self._copy(cursor, stage, table.column_names, rows)
         self._check_scales(cursor, table, stage)
@@ -445,7 +470,8 @@ class PostgresWarehouse(ClosesOnExit):
             for c in table.columns
         )
         cursor.execute(
-            f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, table.column_names))}) "
+            f"INSERT INTO {quote(into or table.name)} "
+            f"({', '.join(map(quote, table.column_names))}) "
             f"SELECT DISTINCT ON ({keys}) {values} FROM pg_temp.{stage} "
             f"ORDER BY {keys}, occurred_at, event_id ON CONFLICT DO NOTHING"
         )
@@ -511,6 +537,27 @@ class PostgresWarehouse(ClosesOnExit):
             "SELECT key, true FROM unnest(%s::text[]) AS key ON CONFLICT DO NOTHING",
             (sorted(keys),),  # in key order, so concurrent writers lock rows alike
         )
+
+    def _execute(self, cursor: Cursor, statement: str) -> None:
+        cursor.execute(statement)
+
+    def _swap_rebuilt(self, cursor: Cursor, table: Table) -> int:
+        live, shadow = quote(table.name), quote(rebuild_table(table.name))
+        keys = ", ".join(map(quote, table.key))
+        columns = ", ".join(map(quote, table.column_names))
+        # Writers wait until the swap committed (readers do not): a row written between the
+        # copy of what the rebuild lacks and the delete would be lost otherwise.
+        cursor.execute(f"LOCK TABLE {live} IN EXCLUSIVE MODE")
+        cursor.execute(
+            f"INSERT INTO {shadow} ({columns}) SELECT {columns} FROM {live} "
+            f"ON CONFLICT ({keys}) DO NOTHING"
+        )
+        cursor.execute(f"DELETE FROM {live}")
+        cursor.execute(f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {shadow}")
+        cursor.execute(f"DROP TABLE {shadow}")
+        cursor.execute(f"SELECT count(*) FROM {live}")
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
     def _insert_dead_letters(self, cursor: Cursor, letters: Sequence[DeadLetter]) -> None:
         self._copy(
