@@ -30,8 +30,9 @@ class FilePosition(msgspec.Struct, frozen=True):
     bytes: int
 
 
-def file_batches(path: Path, batch_size: int) -> Iterator[Batch[FilePosition]]:
-    """The envelopes of an event file in batches of `batch_size`, each with its position."""
+def file_batches(path: Path, batch_size: int, *, skip: int = 0) -> Iterator[Batch[FilePosition]]:
+    """The envelopes of an event file in batches of `batch_size`, each with its position;
+    without the first `skip` envelopes (done by an earlier, interrupted bootstrap)."""
     read = 0
     events = 0
 
@@ -40,8 +41,11 @@ def file_batches(path: Path, batch_size: int) -> Iterator[Batch[FilePosition]]:
         read = bytes_read
 
     for messages in read_events(path, batch_size, on_progress=note):
+        start = events
         events += len(messages)
-        yield messages, FilePosition(events=events, bytes=read)
+        if events <= skip:
+            continue
+        yield messages[max(0, skip - start) :], FilePosition(events=events, bytes=read)
 
 
 def bootstrap_file(

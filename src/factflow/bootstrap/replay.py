@@ -47,6 +47,7 @@ def replay(
     warehouse: Warehouse,
     *,
     on_batch: Callable[[BatchOutcome, P], None] | None = None,
+    processor: BatchProcessor | None = None,
 ) -> BatchOutcome:
     """Write every batch through every pipeline of `app`; returns the totals.
 
@@ -54,9 +55,10 @@ def replay(
     works outside the interpreter lock). `on_batch(outcome, position)` is called on the writing
     thread after each commit, in order. The first failure stops the replay and is raised; what
     was committed before it stays, and replaying again changes nothing already written.
+    `processor` replaces the one running every pipeline of `app` (a rebuild keeps less).
     """
     warehouse.prepare(app.schema)
-    processor = BatchProcessor(app)
+    processor = processor or BatchProcessor(app)
     writer = BatchWriter(processor, warehouse)
     total = BatchOutcome()
     handoff: _Handoff[P] = _Handoff()

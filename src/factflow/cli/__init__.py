@@ -17,6 +17,7 @@ COMMANDS = {
     "demo": "factflow.cli.demo",
     "simulate": "factflow.cli.simulate",
     "bootstrap": "factflow.cli.bootstrap",
+    "rebuild": "factflow.cli.rebuild",
     "run": "factflow.cli.run",
     "publish": "factflow.cli.publish",
     "kpi": "factflow.cli.kpi",

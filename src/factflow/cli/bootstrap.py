@@ -1,144 +1,178 @@
 """`factflow bootstrap --from FILE|URL`: the sidekick, replaying an event file or the app's
-bootstrap sources through the same pipelines."""
+bootstrap sources through the same pipelines, into the warehouse or through the broker."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from factflow.bootstrap.files import DEFAULT_BATCH_SIZE, FilePosition, file_batches
-from factflow.bootstrap.replay import replay
-from factflow.bootstrap.sources import SourcePosition, bootstrap_sources
-from factflow.cli.locations import load_app, open_warehouse, redact
-from factflow.cli.output import progress, stdout
+from factflow._urls import redact
+from factflow.bootstrap.checkpoints import Checkpoint, CheckpointFile, checkpoint_path
+from factflow.bootstrap.replay import DEFAULT_BATCH_SIZE, replay
+from factflow.bootstrap.via import BootstrapQueue, publish_batches
+from factflow.cli.locations import load_app, open_transport, open_warehouse
+from factflow.cli.output import stderr, stdout
+from factflow.cli.replaying import Replaying, check_source, source_option, sources_option
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.pipeline.app import App
 from factflow.runtime.writer import BatchOutcome
-from factflow.warehouse.base import Warehouse
 
 __all__ = ["bootstrap"]
 
 
 @click.command()
 @app_option
+@source_option
+@sources_option
+@warehouse_option
 @click.option(
-    "--from",
-    "source",
-    required=True,
-    metavar="FILE|URL",
+    "--via",
+    metavar="URL",
     help=(
-        "An event file (.jsonl, .jsonl.gz or .parquet), or the location the app's bootstrap "
-        "sources read, e.g. postgresql://reader@db/service."
+        "Publish to the consumer group's bootstrap queue on this broker (amqp://…) for the "
+        "running service to consume beside live events, instead of writing the warehouse."
     ),
 )
 @click.option(
-    "--source",
-    "names",
-    multiple=True,
-    metavar="NAME",
-    help="With a URL: run only this bootstrap source of the app (repeatable; default: all).",
+    "--group",
+    default="kpi",
+    show_default=True,
+    help="With --via: the consumer group whose bootstrap queue gets the events.",
 )
-@warehouse_option
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=DEFAULT_BATCH_SIZE,
     show_default=True,
-    help="Events per warehouse transaction.",
+    help="Events per warehouse transaction (or per confirmed publish with --via).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Go on from where an interrupted run of this bootstrap stopped."
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The checkpoint file (default: one per source and destination in .factflow/).",
 )
 def bootstrap(
-    app: str, source: str, names: tuple[str, ...], warehouse: str, batch_size: int
+    app: str,
+    source: str,
+    names: tuple[str, ...],
+    warehouse: str,
+    via: str | None,
+    group: str,
+    batch_size: int,
+    resume: bool,
+    checkpoint: Path | None,
 ) -> None:
     """Replay existing data through the app's pipelines into the warehouse.
 
     From an event file, every envelope; from a URL, what the app's bootstrap sources read there
     (the services' own data, as the events they publish). Bad input becomes dead letters (see
-    `factflow dlq list`); running it again changes nothing.
+    `factflow dlq list`); running it again changes nothing. A checkpoint is kept after every
+    batch: after an interruption, `--resume` goes on from there.
     """
-    from_url = "://" in source
-    if not from_url and not Path(source).is_file():
-        raise click.BadParameter(
-            f"no event file {source!r}; give a .jsonl, .jsonl.gz or .parquet file, or the "
-            "URL the app's bootstrap sources read",
-            param_hint="--from",
-        )
-    if names and not from_url:
-        raise click.UsageError("--source selects bootstrap sources, which read from a URL")
+    check_source(source, names)
     started = time.perf_counter()
-    running = BatchOutcome()
     try:
         the_app = load_app(app)
-        store = open_warehouse(warehouse)
+        destination = f"{redact(via)} group {group}" if via else redact(warehouse)
+        replaying = Replaying(the_app, source, names, batch_size)
+        store = CheckpointFile(checkpoint or checkpoint_path(replaying.describe(), destination))
+        progress = _start(store, replaying.describe(), destination, resume)
         try:
-            if from_url:
-                total = _from_sources(the_app, source, names, store, batch_size, running, started)
+            if via:
+                total = _publish(the_app, replaying, progress, store, via, group)
             else:
-                total = _from_file(the_app, Path(source), store, batch_size, running, started)
-        finally:
-            store.close()
+                total = _write(the_app, replaying, progress, store, warehouse)
+        except BaseException:
+            if progress.events:
+                stderr.print(
+                    f"stopped after {progress.events:,} events; the checkpoint is in "
+                    f"{store.path}: run the same command with --resume to go on from there"
+                )
+            raise
+        store.remove()  # done: a later run starts from the beginning again
     except FactflowError as error:
         raise fail(error) from None
     elapsed = time.perf_counter() - started
-    stdout.print(
-        f"events: {total.messages}  rows: {total.rows}  dead letters: {total.dead_letters}  "
-        f"time: {elapsed:.2f}s  rate: {total.messages / max(elapsed, 1e-9):,.0f} events/s"
-    )
+    rate = f"{total.messages / max(elapsed, 1e-9):,.0f} events/s"
+    if via:
+        stdout.print(
+            f"published: {total.messages}  to: {group}'s bootstrap queue  "
+            f"time: {elapsed:.2f}s  rate: {rate}"
+        )
+    else:
+        stdout.print(
+            f"events: {total.messages}  rows: {total.rows}  dead letters: "
+            f"{total.dead_letters}  time: {elapsed:.2f}s  rate: {rate}"
+        )
 
 
-def _from_file(
-    app: App, path: Path, store: Warehouse, batch_size: int, running: BatchOutcome, started: float
+def _start(store: CheckpointFile, source: str, destination: str, resume: bool) -> Checkpoint:
+    saved = store.load()
+    if resume and saved is None:
+        stderr.print(f"no checkpoint in {store.path}: starting from the beginning")
+    if resume and saved is not None:
+        stderr.print(f"resuming after {saved.events:,} events (checkpoint {store.path})")
+        return saved
+    if saved is not None:
+        stderr.print(
+            f"an earlier run stopped after {saved.events:,} events; starting from the "
+            "beginning (--resume would go on from there)"
+        )
+    return Checkpoint(source=source, destination=destination)
+
+
+def _write(
+    app: App, replaying: Replaying, progress: Checkpoint, store: CheckpointFile, warehouse: str
 ) -> BatchOutcome:
-    with progress(unit="bytes") as bar:
-        task = bar.add_task("bootstrap", total=path.stat().st_size, rate="")
-        rate = _rate(running, started)
+    target = open_warehouse(warehouse)
+    try:
+        with replaying.progress_bar(progress) as advance:
 
-        def committed(outcome: BatchOutcome, position: FilePosition) -> None:
-            running.add(outcome)
-            bar.update(task, completed=position.bytes, rate=rate())
+            def committed(outcome: BatchOutcome, position: object) -> None:
+                advance(outcome, position)
+                store.save(progress)
 
-        return replay(app, file_batches(path, batch_size), store, on_batch=committed)
+            return replay(app, replaying.batches(progress), target, on_batch=committed)
+    finally:
+        target.close()
 
 
-def _from_sources(
+def _publish(
     app: App,
-    location: str,
-    names: tuple[str, ...],
-    store: Warehouse,
-    batch_size: int,
-    running: BatchOutcome,
-    started: float,
+    replaying: Replaying,
+    progress: Checkpoint,
+    store: CheckpointFile,
+    via: str,
+    group: str,
 ) -> BatchOutcome:
-    if not app.sources:
+    if group not in app.groups:
         raise ConfigurationError(
-            f"--from {redact(location)} is a URL, which the app's bootstrap sources would read, "
-            f"but app {app.name!r} declares none; give an event file (.jsonl, .jsonl.gz, "
-            ".parquet), or declare sources with App(..., sources=[...])"
+            f"app {app.name!r} has no consumer group {group!r} to bootstrap through; its "
+            f"groups: {', '.join(app.groups) or 'none'}"
         )
-    with progress(unit="events") as bar:
-        task = bar.add_task("bootstrap", total=None, rate="")
-        rate = _rate(running, started)
-
-        def committed(outcome: BatchOutcome, position: SourcePosition) -> None:
-            running.add(outcome)
-            bar.update(
-                task,
-                description=f"bootstrap {position.source}",
-                completed=running.messages,
-                rate=rate(),
+    transport = open_transport(via)
+    try:
+        if not isinstance(transport, BootstrapQueue):
+            raise ConfigurationError(
+                f"--via {redact(via)}: this transport has no bootstrap queues; use a RabbitMQ "
+                "URL (amqp://…), or bootstrap straight into the warehouse without --via"
             )
+        total = BatchOutcome()
+        with replaying.progress_bar(progress) as advance:
 
-        return bootstrap_sources(
-            app, location, store, names=names, batch_size=batch_size, on_batch=committed
-        )
+            def confirmed(published: int, position: object) -> None:
+                outcome = BatchOutcome(messages=published)
+                total.add(outcome)
+                advance(outcome, position)
+                store.save(progress)
 
-
-def _rate(running: BatchOutcome, started: float) -> Callable[[], str]:
-    def rate() -> str:
-        elapsed = time.perf_counter() - started
-        return f"{running.messages / max(elapsed, 1e-9):,.0f} events/s"
-
-    return rate
+            publish_batches(replaying.batches(progress), transport, group, on_batch=confirmed)
+        return total
+    finally:
+        transport.close()

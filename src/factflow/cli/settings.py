@@ -32,7 +32,17 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
         raise click.ClickException(
             f"{path}: unknown setting(s) {sorted(unknown)}; known: {', '.join(_SHARED)}"
         )
-    commands = ("demo", "simulate", "bootstrap", "run", "publish", "kpi", "dlq", "status")
+    commands = (
+        "demo",
+        "simulate",
+        "bootstrap",
+        "rebuild",
+        "run",
+        "publish",
+        "kpi",
+        "dlq",
+        "status",
+    )
     return {command: dict(settings) for command in commands} | {
         "dlq": {command: dict(settings) for command in ("list", "show", "replay")}
     }

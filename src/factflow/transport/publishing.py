@@ -8,7 +8,7 @@ import msgspec
 
 from factflow.transport.base import Outgoing
 
-__all__ = ["Unroutable", "outgoing"]
+__all__ = ["Unroutable", "outgoing", "outgoing_unchecked"]
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -39,3 +39,15 @@ def outgoing(messages: Iterable[bytes], refused: list[Unroutable]) -> Iterator[O
             refused.append(Unroutable(number, f"type {head.type!r} is not <domain>.<event_name>"))
             continue
         yield Outgoing(type=head.type, id=head.id, body=body)
+
+
+def outgoing_unchecked(messages: Iterable[bytes]) -> Iterator[Outgoing]:
+    """The messages as `Outgoing` for a queue named directly (no routing by type): those whose
+    `type` and `id` cannot be read go with empty ones, for the consumer to set aside."""
+    for body in messages:
+        try:
+            head = _head.decode(body)
+        except msgspec.DecodeError:
+            yield Outgoing(type="", id="", body=body)
+        else:
+            yield Outgoing(type=head.type, id=head.id, body=body)

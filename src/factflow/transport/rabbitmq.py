@@ -189,7 +189,9 @@ class RabbitMQTransport(ClosesOnExit):
     def publish_bootstrap(self, group: str, messages: Iterable[Outgoing]) -> int:
         """Publish `messages` to `group`'s bootstrap queue only: the group's running consumers
         take them beside live events (see `RabbitMQSubscription.fetch`), and no other group
-        sees them. Returns how many, once all are confirmed; errors as for `publish`.
+        sees them. A message may lack a type and id (an unreadable line of an event file): its
+        consumer keeps it as a dead letter. Returns how many, once all are confirmed; errors as
+        for `publish`.
         """
         queue = _group_name(group)
         with self._lock:
@@ -551,7 +553,9 @@ class _Link:
         properties = pika.BasicProperties
         count = 0
         for message in messages:
-            _check_message(message)
+            # To a queue by name, even a message without a readable type goes: its consumer
+            # sets it aside as a dead letter, so nothing of a bootstrap is lost on the way.
+            _check_message(message, routed=not queue)
             domain = message.domain
             if not queue and domain not in self._declared:
                 self._channel.exchange_declare(domain, "topic", durable=True)
@@ -563,8 +567,8 @@ class _Link:
                 body=message.body,
                 properties=properties(
                     content_type="application/json",
-                    message_id=message.id,
-                    type=message.type,
+                    message_id=_short(message.id),
+                    type=_short(message.type),
                     delivery_mode=2,
                 ),
             )
@@ -629,7 +633,19 @@ class _Link:
             raise pika.exceptions.ChannelClosed(-1, "the broker closed the publishing channel")
 
 
-def _check_message(message: Outgoing) -> None:
+def _short(text: str) -> str | None:
+    """`text` as an AMQP short string property, or None when empty or too long for one."""
+    return text if 0 < len(text.encode()) <= _MAX_SHORT else None
+
+
+def _check_message(message: Outgoing, *, routed: bool = True) -> None:
+    if len(message.body) > MAX_BODY:
+        raise ValueError(
+            f"event {message.id!r} ({message.type}): body of {len(message.body)} bytes exceeds"
+            f" the limit of {MAX_BODY} bytes"
+        )
+    if not routed:
+        return
     if not _DOMAIN.match(message.domain):
         raise ValueError(
             f"event {message.id[:40]!r}: type {message.type[:40]!r} must be"
@@ -640,11 +656,6 @@ def _check_message(message: Outgoing) -> None:
         raise ValueError(
             f"event {message.id[:40]!r}: AMQP carries a type and an id of at most"
             f" {_MAX_SHORT} bytes"
-        )
-    if len(message.body) > MAX_BODY:
-        raise ValueError(
-            f"event {message.id!r} ({message.type}): body of {len(message.body)} bytes exceeds"
-            f" the limit of {MAX_BODY} bytes"
         )
 
 
