@@ -16,18 +16,17 @@ print(outcome.stored, outcome.still_dead)
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from factflow.errors import TerminalError, TransientError
+from factflow.errors import TerminalError
 from factflow.model.dead_letter import DeadLetter
 from factflow.pipeline.app import App
 from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
-from factflow.runtime.writer import Backoff
+from factflow.runtime.writer import Backoff, write_retrying
 from factflow.warehouse.base import (
     StoredDeadLetter,
     Warehouse,
@@ -157,18 +156,7 @@ class _Replayer:
         return ReplayOutcome(replayed=1, still_dead=1, retries=self._write_retrying(alone))
 
     def _write_retrying(self, changes: ChangeSet) -> int:
-        """Write, retrying transient failures with backoff until it passes; returns the retries."""
-        next_wait = self.backoff.waits()
-        retries = 0
-        while True:
-            try:
-                self.warehouse.write(changes)
-                return retries
-            except TransientError as error:
-                wait = next_wait()
-                log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
-                retries += 1
-                time.sleep(wait)
+        return write_retrying(self.warehouse, changes, self.backoff)
 
 
 class _Head(msgspec.Struct):

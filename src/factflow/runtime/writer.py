@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["Backoff", "BatchOutcome", "BatchWriter", "Stopped"]
+__all__ = ["Backoff", "BatchOutcome", "BatchWriter", "Stopped", "write_retrying"]
 
 log = logging.getLogger("factflow.runtime")
 
@@ -112,18 +113,30 @@ class BatchWriter:
         )
 
     def _write_retrying(self, changes: ChangeSet) -> int:
-        """Write, retrying transient failures until success or stop; returns the retries."""
-        next_wait = self.backoff.waits()
-        retries = 0
-        while True:
-            try:
-                self.warehouse.write(changes)
-                return retries
-            except TransientError as error:
-                if self.stop.is_set():
-                    raise Stopped("stopped while the warehouse was unavailable") from error
-                wait = next_wait()
-                log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
-                retries += 1
-                if self.stop.wait(wait):
-                    raise Stopped("stopped while the warehouse was unavailable") from error
+        return write_retrying(self.warehouse, changes, self.backoff, self.stop)
+
+
+def write_retrying(
+    warehouse: Warehouse,
+    changes: ChangeSet,
+    backoff: Backoff,
+    stop: threading.Event | None = None,
+) -> int:
+    """Write, retrying transient failures with backoff until success (or `stop`, raising
+    `Stopped`); returns the retries."""
+    next_wait = backoff.waits()
+    retries = 0
+    while True:
+        try:
+            warehouse.write(changes)
+            return retries
+        except TransientError as error:
+            if stop is not None and stop.is_set():
+                raise Stopped("stopped while the warehouse was unavailable") from error
+            wait = next_wait()
+            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
+            retries += 1
+            if stop is None:
+                time.sleep(wait)
+            elif stop.wait(wait):
+                raise Stopped("stopped while the warehouse was unavailable") from error

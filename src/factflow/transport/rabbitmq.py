@@ -171,20 +171,7 @@ class RabbitMQTransport(ClosesOnExit):
         confirm in time. In both cases messages before the failing one may have been published;
         publishing them again is safe (consumers ignore duplicate ids).
         """
-        with self._lock:
-            self._check_open()
-            try:
-                link = self._connect_link()
-                return link.publish(messages, self.confirm_timeout)
-            except _Unconfirmed as error:
-                self._drop_link()
-                raise TransportUnavailable(
-                    f"RabbitMQ at {redact(self._url)}: {error}; publish again"
-                ) from None
-            except _LOST as error:
-                self._drop_link()
-                _raise_if_configuration(error, self._url)
-                raise _unavailable(error, self._url) from error
+        return self._on_link(lambda link: link.publish(messages, self.confirm_timeout))
 
     def publish_bootstrap(self, group: str, messages: Iterable[Outgoing]) -> int:
         """Publish `messages` to `group`'s bootstrap queue only: the group's running consumers
@@ -194,21 +181,12 @@ class RabbitMQTransport(ClosesOnExit):
         for `publish`.
         """
         queue = _group_name(group)
-        with self._lock:
-            self._check_open()
-            try:
-                link = self._connect_link()
-                link.declare_group(queue, self.delivery_limit)
-                return link.publish(messages, self.confirm_timeout, queue=queue + _BOOTSTRAP)
-            except _Unconfirmed as error:
-                self._drop_link()
-                raise TransportUnavailable(
-                    f"RabbitMQ at {redact(self._url)}: {error}; publish again"
-                ) from None
-            except _LOST as error:
-                self._drop_link()
-                _raise_if_configuration(error, self._url)
-                raise _unavailable(error, self._url) from error
+
+        def publish(link: _Link) -> int:
+            link.declare_group(queue, self.delivery_limit)
+            return link.publish(messages, self.confirm_timeout, queue=queue + _BOOTSTRAP)
+
+        return self._on_link(publish)
 
     def subscribe(self, group: str, event_types: Collection[str]) -> RabbitMQSubscription:
         """Consume as `group` from its queue, declaring the topology for `event_types` first.
@@ -263,6 +241,23 @@ class RabbitMQTransport(ClosesOnExit):
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"{self!r} is closed")
+
+    def _on_link(self, publish: Callable[[_Link], int]) -> int:
+        """`publish` on the publishing connection (made if need be), with errors translated;
+        a connection that failed is dropped, for the next call to make a new one."""
+        with self._lock:
+            self._check_open()
+            try:
+                return publish(self._connect_link())
+            except _Unconfirmed as error:
+                self._drop_link()
+                raise TransportUnavailable(
+                    f"RabbitMQ at {redact(self._url)}: {error}; publish again"
+                ) from None
+            except _LOST as error:
+                self._drop_link()
+                _raise_if_configuration(error, self._url)
+                raise _unavailable(error, self._url) from error
 
     def _connect_link(self) -> _Link:
         if self._link is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -148,40 +148,30 @@ class DuckDBWarehouse(ClosesOnExit):
 
     def write(self, changes: ChangeSet) -> None:
         schema = self._require_schema()
-        with self._lock:
-            con = self._con
-            try:
-                con.begin()
-                for fact in schema.facts:
-                    rows = changes.facts.get(fact.name)
-                    if rows:
-                        self._insert_first(
-                            fact.table,
-                            rows,
-                            changes.staged.get(fact.table.name),
-                            into=changes.rebuild_into.get(fact.name),
-                        )
-                for dim in schema.dimensions:
-                    rows = changes.dimension_changes.get(dim.name)
-                    if rows:
-                        self._record_changes(dim, rows, changes.staged.get(dim.changes.name))
-                for dim in schema.dimensions:
-                    keys = changes.references.get(dim.name)
-                    if keys:
-                        self._ensure_members(dim, keys)
-                if changes.dead_letters:
-                    self._insert_dead_letters(changes.dead_letters)
-                if changes.replayed:
-                    self._settle_replayed(changes.replayed, changes.dead_letters)
-                if changes.seen:
-                    self._count_events(changes.seen)
-                con.commit()
-            except BaseException as error:
-                _rollback(con)
-                classified = _classify(error)
-                if classified is error:
-                    raise
-                raise classified from error
+        with self._transaction():
+            for fact in schema.facts:
+                rows = changes.facts.get(fact.name)
+                if rows:
+                    self._insert_first(
+                        fact.table,
+                        rows,
+                        changes.staged.get(fact.table.name),
+                        into=changes.rebuild_into.get(fact.name),
+                    )
+            for dim in schema.dimensions:
+                rows = changes.dimension_changes.get(dim.name)
+                if rows:
+                    self._record_changes(dim, rows, changes.staged.get(dim.changes.name))
+            for dim in schema.dimensions:
+                keys = changes.references.get(dim.name)
+                if keys:
+                    self._ensure_members(dim, keys)
+            if changes.dead_letters:
+                self._insert_dead_letters(changes.dead_letters)
+            if changes.replayed:
+                self._settle_replayed(changes.replayed, changes.dead_letters)
+            if changes.seen:
+                self._count_events(changes.seen)
 
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:
         statements = duckdb.extract_statements(sql)
@@ -231,25 +221,15 @@ class DuckDBWarehouse(ClosesOnExit):
         table = self._require_schema().fact(fact).table
         live, shadow = quote(table.name), quote(rebuild_table(table.name))
         same_key = " AND ".join(f"rebuilt.{quote(k)} = old.{quote(k)}" for k in table.key)
-        with self._lock:
-            con = self._con
-            try:
-                con.begin()
-                con.execute(
-                    f"INSERT INTO {shadow} SELECT * FROM {live} AS old "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {shadow} AS rebuilt WHERE {same_key})"
-                )
-                con.execute(f"DELETE FROM {live}")
-                con.execute(f"INSERT INTO {live} SELECT * FROM {shadow}")
-                con.execute(f"DROP TABLE {shadow}")
-                (count,) = con.execute(f"SELECT count(*) FROM {live}").fetchone() or (0,)
-                con.commit()
-            except BaseException as error:
-                _rollback(con)
-                classified = _classify(error)
-                if classified is error:
-                    raise
-                raise classified from error
+        with self._transaction() as con:
+            con.execute(
+                f"INSERT INTO {shadow} SELECT * FROM {live} AS old "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {shadow} AS rebuilt WHERE {same_key})"
+            )
+            con.execute(f"DELETE FROM {live}")
+            con.execute(f"INSERT INTO {live} SELECT * FROM {shadow}")
+            con.execute(f"DROP TABLE {shadow}")
+            (count,) = con.execute(f"SELECT count(*) FROM {live}").fetchone() or (0,)
         return int(count)
 
     def close(self) -> None:
@@ -382,6 +362,23 @@ class DuckDBWarehouse(ClosesOnExit):
                 "DO UPDATE SET events = events + excluded.events, "
                 "last_occurred_at = greatest(last_occurred_at, excluded.last_occurred_at)"
             )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction on the connection: committed, or rolled back with the error told
+        apart for the runtime (retry or isolate)."""
+        with self._lock:
+            con = self._con
+            try:
+                con.begin()
+                yield con
+                con.commit()
+            except BaseException as error:
+                _rollback(con)
+                classified = _classify(error)
+                if classified is error:
+                    raise
+                raise classified from error
 
     def _registered(self, name: str, table: pa.Table) -> _Registered:
         return _Registered(self._con, name, table)
