@@ -8,7 +8,7 @@ from benchmarks.workspace import Workspace
 
 __all__ = ["FAMILIES", "Settings", "parse_sizes"]
 
-FAMILIES = ("embedded", "memory", "kpi", "production", "profile")
+FAMILIES = ("embedded", "memory", "kpi", "production", "profile", "stages")
 
 
 @dataclass(frozen=True)

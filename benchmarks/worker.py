@@ -24,6 +24,7 @@ CASES = {
     "profile_bootstrap": "profiling:profile_bootstrap",
     "raw_consume": "production:raw_consume",
     "raw_copy": "production:raw_copy",
+    "stages": "stages:time_stages",
 }
 
 
