@@ -21,6 +21,7 @@ from factflow.model.dead_letter import DeadLetter
 from factflow.model.declare import Dimension, Event, Fact, dimension, event, fact
 from factflow.model.envelope import Envelope
 from factflow.model.types import Money
+from factflow.model.upcasting import Upcaster, upcaster
 from factflow.pipeline.app import App, Consumer, Kpi
 from factflow.pipeline.builder import Pipeline
 from factflow.pipeline.sources import BootstrapSource, SourceEvent, bootstrap_source
@@ -57,6 +58,7 @@ __all__ = [
     "TerminalError",
     "TransientError",
     "UnknownEventError",
+    "Upcaster",
     "Work",
     "bootstrap_source",
     "dimension",
@@ -65,5 +67,6 @@ __all__ = [
     "event",
     "fact",
     "insert_first",
+    "upcaster",
     "update_dimension",
 ]

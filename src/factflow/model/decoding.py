@@ -13,6 +13,7 @@ from factflow.model.dead_letter import DeadLetter
 from factflow.model.declare import Event
 from factflow.model.envelope import Envelope, RawEnvelope
 from factflow.model.types import decode_hook
+from factflow.model.upcasting import Upcaster
 
 __all__ = ["EventDecoder"]
 
@@ -30,14 +31,25 @@ class EventDecoder:
     >>> envelopes, dead_letters = decoder.decode_batch(messages)
     """
 
-    def __init__(self, events: Iterable[type[Event]]) -> None:
+    def __init__(
+        self, events: Iterable[type[Event]], upcasters: Iterable[Upcaster[Any, Any]] = ()
+    ) -> None:
         self._payload_decoders: dict[tuple[str, int], msgspec.json.Decoder[Any]] = {}
+        handled = set()
         for cls in events:
             meta = getattr(cls, "__factflow_event__", None)
             if meta is None:
                 raise DeclarationError(f"{cls!r} is not declared with @event(...)")
             self._payload_decoders[(meta.type, meta.version)] = msgspec.json.Decoder(
                 cls, dec_hook=decode_hook
+            )
+            handled.add(cls)
+        #: (type, old version) → the upcasters that take its payloads to a handled version.
+        self._upcasts = _chains(list(upcasters), handled)
+        for source in {chain[0].source for chain in self._upcasts.values()}:
+            meta = source.__factflow_event__
+            self._payload_decoders.setdefault(
+                (meta.type, meta.version), msgspec.json.Decoder(source, dec_hook=decode_hook)
             )
         self.known = frozenset(self._payload_decoders)
 
@@ -54,12 +66,17 @@ class EventDecoder:
             data = decoder.decode(head.data)
         except msgspec.DecodeError as error:
             raise DecodeError(_payload_problem(error, head.type, head.data)) from None
+        version = head.version
+        if self._upcasts:
+            chain = self._upcasts.get((head.type, version))
+            if chain is not None:
+                data, version = _upcast(chain, data, head.type, version)
         return Envelope(
             id=head.id,
             type=head.type,
             source=head.source,
             occurred_at=head.occurred_at,
-            version=head.version,
+            version=version,
             data=data,
         )
 
@@ -88,6 +105,54 @@ class EventDecoder:
                 f"{', '.join(map(str, versions))}); declare an @event for it"
             )
         return f"unknown event type {type_!r}: no pipeline of this app handles it"
+
+
+def _chains(
+    upcasters: list[Upcaster[Any, Any]], handled: set[type[Event]]
+) -> dict[tuple[str, int], tuple[Upcaster[Any, Any], ...]]:
+    """For every version an upcaster starts from, the upcasters leading to a handled version."""
+    by_source: dict[type[Event], Upcaster[Any, Any]] = {}
+    for step in upcasters:
+        if step.source in by_source:
+            raise DeclarationError(
+                f"two upcasters start from {step.source.__name__}: {by_source[step.source]!r} "
+                f"and {step!r}; keep one"
+            )
+        by_source[step.source] = step
+    chains: dict[tuple[str, int], tuple[Upcaster[Any, Any], ...]] = {}
+    for source in by_source:
+        if source in handled:
+            continue  # a handled version is decoded as it is, not upcast
+        chain: list[Upcaster[Any, Any]] = []
+        current: type[Event] = source
+        while current not in handled:
+            found = by_source.get(current)
+            if found is None:
+                meta = source.__factflow_event__
+                raise DeclarationError(
+                    f"{meta.type} v{meta.version} is upcast to {current.__name__}, which no "
+                    "pipeline handles and no upcaster takes further; add the missing upcaster"
+                )
+            chain.append(found)
+            current = found.target
+        meta = source.__factflow_event__
+        chains[(meta.type, meta.version)] = tuple(chain)
+    return chains
+
+
+def _upcast(
+    chain: tuple[Upcaster[Any, Any], ...], data: Any, type_: str, version: int
+) -> tuple[Any, int]:
+    for step in chain:
+        try:
+            data = step(data)
+        except Exception as error:  # a bad old payload must not stop the stream
+            raise DecodeError(
+                f"{type_}: upcasting v{version} with {step.__name__} failed: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+        version = step.target.__factflow_event__.version
+    return data, version
 
 
 def _envelope_problem(error: msgspec.DecodeError, raw: bytes) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from factflow.errors import DeclarationError
 from factflow.model.declare import Dimension, Event, Fact
 from factflow.model.schema import Schema, compile_schema
+from factflow.model.upcasting import Upcaster
 from factflow.pipeline.builder import Pipeline
 from factflow.pipeline.sources import BootstrapSource
 
@@ -85,10 +86,11 @@ class App:
     """Everything a KPI service runs: its consumers (with their pipelines) and its KPIs.
 
     `sources` are the bootstrap sources `factflow bootstrap --from LOCATION` runs (see
-    `factflow.pipeline.sources`); their names must be unique.
+    `factflow.pipeline.sources`); their names must be unique. `upcasters` turn payloads of older
+    event versions into the versions the pipelines handle (see `factflow.model.upcasting`).
     """
 
-    __slots__ = ("_schema", "consumers", "kpis", "name", "sources")
+    __slots__ = ("_schema", "consumers", "kpis", "name", "sources", "upcasters")
 
     def __init__(
         self,
@@ -97,8 +99,11 @@ class App:
         consumers: Iterable[Consumer],
         kpis: Iterable[Kpi] = (),
         sources: Iterable[BootstrapSource] = (),
+        upcasters: Iterable[Upcaster[Any, Any]] = (),
     ) -> None:
         self.name = name
+        #: How payloads of older event versions become the versions the pipelines handle.
+        self.upcasters = tuple(upcasters)
         self.consumers = tuple(consumers)
         self.kpis = {kpi.name: kpi for kpi in kpis}
         self.sources: dict[str, BootstrapSource] = {}

@@ -25,7 +25,7 @@ class BatchProcessor:
 
     def __init__(self, app: App, group: str | None = None) -> None:
         self.routes = app.pipelines_by_type(group)
-        self.decoder = EventDecoder(app.events)
+        self.decoder = EventDecoder(app.events, app.upcasters)
         self.event_types = frozenset(self.routes)
         #: What the group subscribes to: the types it handles and, as `<domain>.*`, every other
         #: type of those domains, so that an unknown type becomes a dead letter, never unseen.
