@@ -23,6 +23,7 @@ COMMANDS = {
     "kpi": "factflow.cli.kpi",
     "dlq": "factflow.cli.dlq",
     "status": "factflow.cli.status",
+    "contracts": "factflow.cli.contracts",
 }
 
 

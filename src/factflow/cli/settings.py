@@ -44,7 +44,8 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
         "status",
     )
     return {command: dict(settings) for command in commands} | {
-        "dlq": {command: dict(settings) for command in ("list", "show", "replay")}
+        "dlq": {command: dict(settings) for command in ("list", "show", "replay")},
+        "contracts": {command: dict(settings) for command in ("export", "check")},
     }
 
 

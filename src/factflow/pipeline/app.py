@@ -126,6 +126,11 @@ class App:
         return tuple(dict.fromkeys(e for c in self.consumers for e, _ in c.pipes))
 
     @property
+    def event_versions(self) -> tuple[type[Event], ...]:
+        """Every payload class the app reads: those its pipelines handle and those it upcasts."""
+        return tuple(dict.fromkeys([*self.events, *(u.source for u in self.upcasters)]))
+
+    @property
     def groups(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.group for c in self.consumers))
 
