@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,23 @@ def test_a_bootstrap_overlapping_live_traffic_counts_every_business_event_once(
         ]
 
 
+def bootstrap_backlog_eventually(amqp_url: str, warehouse_url: str) -> int:
+    """The bootstrap backlog `factflow status` reports, once the broker's count settled."""
+    backlog, deadline = -1, time.monotonic() + 15
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [sys.executable, "-m", "factflow", "status", "--transport", amqp_url,
+             "--warehouse", warehouse_url, "--format", "json"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        report = json.loads(result.stdout)
+        if report["bootstrap_backlog"] == backlog:
+            break
+        backlog = report["bootstrap_backlog"]
+        time.sleep(0.5)
+    return backlog
+
+
 def test_a_bootstrap_through_the_broker_reaches_the_warehouse_through_the_service(
     amqp_url: str, warehouse_url: str, tmp_path: Path
 ) -> None:
@@ -124,6 +142,7 @@ def test_a_bootstrap_through_the_broker_reaches_the_warehouse_through_the_servic
     bootstrap("--from", str(history), "--via", amqp_url, "--checkpoint", str(tmp_path / "c.json"))
     with RabbitMQTransport(amqp_url) as broker:
         assert broker.depth("kpi") == 0  # nothing went to the live queue
+    assert bootstrap_backlog_eventually(amqp_url, warehouse_url) == len(messages)
     service = start_service(
         amqp_url, warehouse_url, tmp_path / "service.log", "--until-idle", "--max-wait", "3"
     )

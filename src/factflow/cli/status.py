@@ -8,6 +8,7 @@ import click
 import msgspec
 from rich.table import Table
 
+from factflow.bootstrap.via import BootstrapQueue
 from factflow.cli.locations import load_app, open_transport, open_warehouse
 from factflow.cli.output import stdout
 from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
@@ -34,13 +35,18 @@ def status(app: str, transport: str, warehouse: str, group: str, output: str) ->
             pipelines = _pipelines(the_app.pipelines_by_type(group), store)
         finally:
             store.close()
-        backlog = _backlog(transport, group)
+        backlog, bootstrap_backlog = _backlogs(transport, group)
     except FactflowError as error:
         raise fail(error) from None
     if output == "json":
         click.echo(
             msgspec.json.encode(
-                {"group": group, "pipelines": pipelines, "backlog": backlog}
+                {
+                    "group": group,
+                    "pipelines": pipelines,
+                    "backlog": backlog,
+                    "bootstrap_backlog": bootstrap_backlog,
+                }
             ).decode()
         )
         return
@@ -62,6 +68,8 @@ def status(app: str, transport: str, warehouse: str, group: str, output: str) ->
         )
     stdout.print(table)
     stdout.print(f"backlog: {backlog if backlog is not None else 'unknown for this transport'}")
+    if bootstrap_backlog:
+        stdout.print(f"bootstrap backlog: {bootstrap_backlog}")
 
 
 def _pipelines(routes: dict[str, list[Any]], store: Warehouse) -> list[dict[str, Any]]:
@@ -95,10 +103,14 @@ def _rows(store: Warehouse, sql: str) -> list[tuple[Any, ...]]:
         return []
 
 
-def _backlog(transport: str, group: str) -> int | None:
+def _backlogs(transport: str, group: str) -> tuple[int | None, int | None]:
+    """Messages waiting for `group`: in its queue, and in its bootstrap queue (if it has one)."""
     source = open_transport(transport)
     try:
         depth = getattr(source, "depth", None)
-        return None if depth is None else int(depth(group))
+        if depth is None:
+            return None, None
+        bootstrap = int(depth(f"{group}.bootstrap")) if isinstance(source, BootstrapQueue) else None
+        return int(depth(group)), bootstrap
     finally:
         source.close()
