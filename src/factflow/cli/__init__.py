@@ -24,6 +24,7 @@ COMMANDS = {
     "dlq": "factflow.cli.dlq",
     "status": "factflow.cli.status",
     "contracts": "factflow.cli.contracts",
+    "schema": "factflow.cli.schema",
 }
 
 

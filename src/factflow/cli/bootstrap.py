@@ -15,6 +15,7 @@ from factflow.bootstrap.via import BootstrapQueue, publish_batches
 from factflow.cli.locations import load_app, open_transport, open_warehouse
 from factflow.cli.output import stderr, stdout
 from factflow.cli.replaying import Replaying, check_source, source_option, sources_option
+from factflow.cli.schema import refuse_mismatched_schema
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.pipeline.app import App
@@ -87,7 +88,7 @@ def bootstrap(
             if via:
                 total = _publish(the_app, replaying, progress, store, via, group)
             else:
-                total = _write(the_app, replaying, progress, store, warehouse)
+                total = _write(the_app, replaying, progress, store, warehouse, app)
         except BaseException:
             if progress.events:
                 stderr.print(
@@ -128,10 +129,16 @@ def _start(store: CheckpointFile, source: str, destination: str, resume: bool) -
 
 
 def _write(
-    app: App, replaying: Replaying, progress: Checkpoint, store: CheckpointFile, warehouse: str
+    app: App,
+    replaying: Replaying,
+    progress: Checkpoint,
+    store: CheckpointFile,
+    warehouse: str,
+    reference: str,
 ) -> BatchOutcome:
     target = open_warehouse(warehouse)
     try:
+        refuse_mismatched_schema(target, app, reference, warehouse)
         with replaying.progress_bar(progress) as advance:
 
             def committed(outcome: BatchOutcome, position: object) -> None:

@@ -13,6 +13,7 @@ import click
 from factflow._urls import redact
 from factflow.cli.locations import load_app, open_transport, open_warehouse
 from factflow.cli.logs import configure_logging
+from factflow.cli.schema import refuse_mismatched_schema
 from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
 from factflow.errors import FactflowError
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
@@ -96,17 +97,18 @@ def run(
         the_app = load_app(app)
         source = open_transport(transport)
         store = open_warehouse(warehouse)
-        log.info(
-            "consuming",
-            extra={
-                "transport": redact(transport),
-                "warehouse": redact(warehouse),
-                "group": group,
-                "app": the_app.name,
-                "metrics_port": metrics_port,
-            },
-        )
         try:
+            refuse_mismatched_schema(store, the_app, app, warehouse)
+            log.info(
+                "consuming",
+                extra={
+                    "transport": redact(transport),
+                    "warehouse": redact(warehouse),
+                    "group": group,
+                    "app": the_app.name,
+                    "metrics_port": metrics_port,
+                },
+            )
             total = run_consumer(
                 the_app,
                 source,

@@ -46,6 +46,7 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
     return {command: dict(settings) for command in commands} | {
         "dlq": {command: dict(settings) for command in ("list", "show", "replay")},
         "contracts": {command: dict(settings) for command in ("export", "check")},
+        "schema": {command: dict(settings) for command in ("show", "diff", "migrate")},
     }
 
 

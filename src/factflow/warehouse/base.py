@@ -12,20 +12,25 @@ answers read-only queries. Semantics every backend keeps (and the shared contrac
   only the old table has: readers never see it empty or half full;
 * dead letters are written in the same transaction as the batch they came in, and a replay
   removes those that now succeed (and gives the rest their new reason) in the same
-  transaction as the rows it produced.
+  transaction as the rows it produced;
+* a migration (`factflow.warehouse.migrations`) runs all its statements in one transaction,
+  or none of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from factflow.errors import ConfigurationError
 from factflow.model.schema import ColumnType, Schema
 from factflow.pipeline.changes import ChangeSet
+
+if TYPE_CHECKING:
+    from factflow.warehouse.ddl import Dialect
 
 __all__ = [
     "DEAD_LETTERS",
@@ -163,6 +168,11 @@ def rebuild_table(fact_table: str) -> str:
 
 
 class Warehouse(Protocol):
+    @property
+    def dialect(self) -> Dialect:
+        """How this backend spells the model's tables (for `factflow schema` and migrations)."""
+        ...
+
     def prepare(self, schema: Schema) -> None:
         """Create whatever tables of `schema` (and factflow's own) do not exist yet."""
         ...
@@ -200,6 +210,15 @@ class Warehouse(Protocol):
         """In one transaction: add to the rebuilt table the rows of `fact` whose key it lacks
         (written meanwhile, or by events the rebuild's source does not have), replace the
         contents of `fact` with it, drop it. Returns the rows `fact` holds now."""
+        ...
+
+    def migrate(self, statements: Sequence[str]) -> None:
+        """In one transaction: create factflow's own tables if missing, then run `statements`
+        (schema changes, from `factflow.warehouse.migrations`); all of them, or none.
+
+        Raises:
+            ConfigurationError: naming the statement the warehouse refused.
+        """
         ...
 
     def close(self) -> None: ...

@@ -4,13 +4,48 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from factflow.model.schema import ColumnType, DimensionSpec, Table
+import msgspec
+
+from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.warehouse.base import DEAD_LETTERS, EVENT_STATS
 
-__all__ = ["TypeNames", "create_table", "current_rows", "history_rows", "internal_tables"]
+__all__ = [
+    "Dialect",
+    "TypeNames",
+    "create_table",
+    "current_rows",
+    "history_rows",
+    "internal_tables",
+]
 
 #: How a backend spells each column type.
 TypeNames = dict[ColumnType, str]
+
+
+class Dialect(msgspec.Struct, frozen=True):
+    """How one SQL backend spells the model's tables: what `prepare` creates, `factflow schema
+    show` prints and the migrations compare a live warehouse with.
+
+    `keys_everywhere=False` leaves the primary key off every table but the dimensions' current
+    rows (whose upserts need it): facts and changes are append-only and first-wins inserts
+    anti-join against the key, and histories are re-derived per key. DuckDB keeps key indexes in
+    memory, where they would grow with the table, and checks uniqueness eagerly, which the
+    delete-and-re-derive of a history within one transaction would trip.
+    """
+
+    name: str
+    types: TypeNames
+    keys_everywhere: bool = True
+
+    def create_tables(self, schema: Schema) -> dict[str, str]:
+        """Table name → its `CREATE TABLE IF NOT EXISTS`, for every table of the model."""
+        keyed = {dim.current.name for dim in schema.dimensions}
+        return {
+            table.name: create_table(
+                table, self.types, primary_key=self.keys_everywhere or table.name in keyed
+            )
+            for table in schema.tables()
+        }
 
 
 def quote(name: str) -> str:

@@ -31,6 +31,7 @@ from factflow.warehouse.base import (
     rebuild_table,
 )
 from factflow.warehouse.ddl import (
+    Dialect,
     TypeNames,
     create_table,
     current_rows,
@@ -39,7 +40,7 @@ from factflow.warehouse.ddl import (
     quote,
 )
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "DuckDBWarehouse"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DIALECT", "DuckDBWarehouse"]
 
 #: DuckDB caches table data up to its memory limit (by default most of the machine's memory):
 #: a modest cap keeps a long-running service's memory flat; data beyond it is read from disk.
@@ -55,6 +56,8 @@ TYPES: TypeNames = {
     ColumnType.TIMESTAMP: "TIMESTAMP",
     ColumnType.DATE: "DATE",
 }
+# Key indexes live in memory in DuckDB: only the dimensions' current rows carry one.
+DIALECT = Dialect("duckdb", TYPES, keys_everywhere=False)
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 _NAIVE_MICROS = pa.timestamp("us")  # how TIMESTAMP columns keep UTC instants
 ARROW: dict[ColumnType, pa.DataType] = {
@@ -83,6 +86,8 @@ class DuckDBWarehouse(ClosesOnExit):
     One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
     for queries while no writer holds it.
     """
+
+    dialect = DIALECT
 
     def __init__(
         self,
@@ -113,19 +118,7 @@ class DuckDBWarehouse(ClosesOnExit):
     # -- Warehouse -------------------------------------------------------------------------
 
     def prepare(self, schema: Schema) -> None:
-        statements = internal_tables(TYPES, "BLOB")
-        for fact in schema.facts:
-            # Append-only tables carry no key index: DuckDB keeps those indexes in memory, which
-            # would grow with the table; first-wins inserts anti-join against the key instead.
-            statements.append(create_table(fact.table, TYPES, primary_key=False))
-        for dim in schema.dimensions:
-            statements.append(create_table(dim.changes, TYPES, primary_key=False))
-            statements.append(create_table(dim.current, TYPES))
-            if dim.history is not None:
-                # Derived rows are deleted and re-derived within one transaction; a key
-                # constraint would trip DuckDB's eager uniqueness check, and derivation keeps
-                # the key unique anyway.
-                statements.append(create_table(dim.history, TYPES, primary_key=False))
+        statements = [*internal_tables(TYPES, "BLOB"), *DIALECT.create_tables(schema).values()]
         with self._lock:
             for statement in statements:
                 self._con.execute(statement)
@@ -221,16 +214,41 @@ class DuckDBWarehouse(ClosesOnExit):
         table = self._require_schema().fact(fact).table
         live, shadow = quote(table.name), quote(rebuild_table(table.name))
         same_key = " AND ".join(f"rebuilt.{quote(k)} = old.{quote(k)}" for k in table.key)
+        # By name: a migrated table has the columns it gained last, the rebuilt one in model order.
+        columns = ", ".join(map(quote, table.column_names))
         with self._transaction() as con:
             con.execute(
-                f"INSERT INTO {shadow} SELECT * FROM {live} AS old "
+                f"INSERT INTO {shadow} ({columns}) SELECT {columns} FROM {live} AS old "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {shadow} AS rebuilt WHERE {same_key})"
             )
             con.execute(f"DELETE FROM {live}")
-            con.execute(f"INSERT INTO {live} SELECT * FROM {shadow}")
+            con.execute(f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {shadow}")
             con.execute(f"DROP TABLE {shadow}")
             (count,) = con.execute(f"SELECT count(*) FROM {live}").fetchone() or (0,)
         return int(count)
+
+    def migrate(self, statements: Sequence[str]) -> None:
+        """Create factflow's own tables if missing, then run `statements`, in one transaction.
+
+        Raises:
+            ConfigurationError: naming the statement DuckDB refused; nothing was changed.
+        """
+        statement = "BEGIN"
+        with self._lock:
+            try:
+                self._con.begin()
+                for statement in [*internal_tables(TYPES, "BLOB"), *statements]:
+                    self._con.execute(statement)
+                statement = "COMMIT"
+                self._con.commit()
+            except duckdb.Error as error:
+                _rollback(self._con)
+                raise ConfigurationError(
+                    f"DuckDB refused `{statement}`: {error}; nothing was changed"
+                ) from None
+            except BaseException:
+                _rollback(self._con)
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -252,9 +270,11 @@ class DuckDBWarehouse(ClosesOnExit):
         stored = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in table.key)
         batch = staged if staged is not None else _arrow(table, rows)
         target = quote(into or table.name)
+        # By name: a migrated table has the columns it gained last.
+        columns = ", ".join(map(quote, table.column_names))
         with self._registered("batch_rows", batch):
             self._con.execute(
-                f"INSERT INTO {target} SELECT * FROM batch_rows "
+                f"INSERT INTO {target} ({columns}) SELECT * FROM batch_rows "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS stored WHERE {stored}) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} "
                 "ORDER BY occurred_at, event_id) = 1"
@@ -284,6 +304,7 @@ class DuckDBWarehouse(ClosesOnExit):
                 )
                 self._con.execute(
                     f"INSERT INTO {quote(dim.history.name)} "
+                    f"({', '.join(map(quote, dim.history.column_names))}) "
                     f"{history_rows(dim, 'touched_keys', _last_value)}"
                 )
 

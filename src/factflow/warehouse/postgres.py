@@ -44,6 +44,7 @@ from factflow.warehouse.base import (
     rebuild_table,
 )
 from factflow.warehouse.ddl import (
+    Dialect,
     TypeNames,
     create_table,
     current_rows,
@@ -61,7 +62,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
         "the PostgreSQL warehouse needs psycopg: pip install 'factflow[postgres]'"
     ) from None
 
-__all__ = ["DEFAULT_SCHEMA", "TYPES", "PostgresWarehouse"]
+__all__ = ["DEFAULT_SCHEMA", "DIALECT", "TYPES", "PostgresWarehouse"]
 
 DEFAULT_SCHEMA = "kpi"
 DECIMAL_SCALE = 10
@@ -75,6 +76,7 @@ TYPES: TypeNames = {
     ColumnType.TIMESTAMP: "timestamp",  # UTC, without a zone, as in DuckDB
     ColumnType.DATE: "date",
 }
+DIALECT = Dialect("postgresql", TYPES)
 # Staging keeps what arrived: numbers unrounded (so too many decimal places can be refused rather
 # than rounded away) and instants with their offset (converted to UTC on the way in).
 _STAGING: TypeNames = {
@@ -125,6 +127,8 @@ class PostgresWarehouse(ClosesOnExit):
             warehouse.write(changes)
     """
 
+    dialect = DIALECT
+
     def __init__(self, url: str, *, schema: str | None = None, read_only: bool = False) -> None:
         self._url = url
         conninfo, in_url = pop_query_parameter(url, "schema")
@@ -164,14 +168,7 @@ class PostgresWarehouse(ClosesOnExit):
         """
         self._refuse_if_read_only("prepare")
         name = quote(self.schema)
-        statements = [*internal_tables(TYPES, "bytea")]
-        for fact in schema.facts:
-            statements.append(create_table(fact.table, TYPES))
-        for dim in schema.dimensions:
-            statements.append(create_table(dim.changes, TYPES))
-            statements.append(create_table(dim.current, TYPES))
-            if dim.history is not None:
-                statements.append(create_table(dim.history, TYPES))
+        statements = [*internal_tables(TYPES, "bytea"), *DIALECT.create_tables(schema).values()]
         with self._lock:
             self._run("prepare", self._prepare, name, statements)
         self._model = schema
@@ -244,6 +241,18 @@ class PostgresWarehouse(ClosesOnExit):
         table = self._require_schema().fact(fact).table
         with self._lock:
             return self._run("finish a rebuild of", self._swap_rebuilt, table)
+
+    def migrate(self, statements: Sequence[str]) -> None:
+        """Create the schema and factflow's own tables and functions if missing, then run
+        `statements`, in one transaction (PostgreSQL's DDL is transactional).
+
+        Raises:
+            ConfigurationError: naming the statement PostgreSQL refused; nothing was changed.
+            WarehouseUnavailable: the connection was lost; nothing was changed.
+        """
+        self._refuse_if_read_only("migrate")
+        with self._lock:
+            self._run("migrate", self._migrate, list(statements))
 
     def drop_schema(self) -> None:
         """Drop the schema and everything in it (for tests and throwaway environments)."""
@@ -378,6 +387,18 @@ class PostgresWarehouse(ClosesOnExit):
         present = {row[0] for row in cursor.fetchall()}
         for statement in added_dead_letter_columns(TYPES, present):
             cursor.execute(statement)
+
+    def _migrate(self, cursor: Cursor, statements: list[str]) -> None:
+        self._prepare(cursor, quote(self.schema), internal_tables(TYPES, "bytea"))
+        for statement in statements:
+            try:
+                cursor.execute(statement)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.DatabaseError as error:
+                raise ConfigurationError(
+                    f"PostgreSQL refused `{statement}`: {error}; nothing was changed"
+                ) from None
 
     def _drop_schema(self, cursor: Cursor) -> None:
         cursor.execute(f"DROP SCHEMA IF EXISTS {quote(self.schema)} CASCADE")
