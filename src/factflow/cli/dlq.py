@@ -12,6 +12,7 @@ from rich.table import Table
 
 from factflow.cli.locations import load_app, open_warehouse
 from factflow.cli.output import progress, stdout
+from factflow.cli.schema import refuse_mismatched_schema
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.runtime.replay import DEFAULT_BATCH_SIZE, ReplayOutcome, replay_dead_letters
@@ -174,6 +175,7 @@ def replay(app: str, warehouse: str, event_type: str | None, batch_size: int) ->
         the_app = load_app(app)
         store = open_warehouse(warehouse)
         try:
+            refuse_mismatched_schema(store, the_app, app, warehouse)
             with progress(unit="dead letters") as bar:
                 task = bar.add_task("replay", total=None, rate="")
 

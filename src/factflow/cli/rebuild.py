@@ -12,6 +12,7 @@ from factflow.bootstrap.replay import DEFAULT_BATCH_SIZE
 from factflow.cli.locations import load_app, open_warehouse
 from factflow.cli.output import stdout
 from factflow.cli.replaying import Replaying, check_source, source_option, sources_option
+from factflow.cli.schema import refuse_mismatched_schema
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.runtime.writer import BatchOutcome
@@ -55,6 +56,7 @@ def rebuild(
         progress = Checkpoint(source=replaying.describe(), destination=warehouse)
         target = open_warehouse(warehouse)
         try:
+            refuse_mismatched_schema(target, the_app, app, warehouse)
             with replaying.progress_bar(progress) as advance:
 
                 def written(outcome: BatchOutcome, position: object) -> None:
