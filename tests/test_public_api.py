@@ -15,6 +15,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         "examples",
         "bootstrap",
         "cli",
+        "scaffold",
     }
     assert set(factflow.__all__) == public - submodules
     assert factflow.__all__ == sorted(factflow.__all__)

@@ -23,5 +23,5 @@ def test_the_readme_example_declares_a_working_app() -> None:
             envelope("card.transaction_settled", data, id="replayed"),
         ]
     )
-    assert [row["amount"] for row in harness.rows("fact_card_transaction")] == [-130]
-    assert harness.rows("dim_user")[0]["inferred"] is True
+    harness.assert_facts(namespace["CardTransaction"], [{"transaction_id": "t-1", "amount": -130}])
+    harness.assert_dimension(namespace["User"], [{"user_id": "u-1", "inferred": True}])

@@ -25,6 +25,7 @@ COMMANDS = {
     "status": "factflow.cli.status",
     "contracts": "factflow.cli.contracts",
     "schema": "factflow.cli.schema",
+    "new": "factflow.cli.new",
 }
 
 

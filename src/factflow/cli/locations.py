@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import parse_qsl, urlsplit
 
 from factflow._urls import redact
@@ -20,10 +22,11 @@ DEFAULT_TRANSPORT = "log:///factflow-log"
 
 
 def load_app(reference: str) -> App:
-    """`package.module` (its `app` attribute) or `package.module:attribute`."""
+    """`package.module` (its `app` attribute) or `package.module:attribute`, installed or in
+    the working directory (as `python -m` finds it: an app made by `factflow new app`)."""
     module_name, _, attribute = reference.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ImportError as error:
         raise ConfigurationError(
             f"cannot import the app module {module_name!r}: {error}. Give --app as an importable "
@@ -36,6 +39,22 @@ def load_app(reference: str) -> App:
             "define `app = App(...)` in it or give --app module:attribute"
         )
     return app
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        here = str(Path.cwd())
+        if error.name != name.partition(".")[0] or here in sys.path:
+            raise
+    # Not installed: look in the working directory too, after everything installed, and only
+    # for this import (the package's own imports work from then on, through its __path__).
+    sys.path.append(here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(here)
 
 
 def _local_path(url: str, scheme: str) -> Path:

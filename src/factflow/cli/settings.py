@@ -47,6 +47,7 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
         "dlq": {command: dict(settings) for command in ("list", "show", "replay")},
         "contracts": {command: dict(settings) for command in ("export", "check")},
         "schema": {command: dict(settings) for command in ("show", "diff", "migrate")},
+        "new": {command: dict(settings) for command in ("fact", "dimension")},
     }
 
 

@@ -1,94 +1,41 @@
 """Test your pipelines in a few lines, on a throwaway embedded warehouse: the real thing.
 
-```python
-from factflow.testing import Harness, envelope
+Given these events, in any order and with duplicates, expect these facts, these dimension rows
+and these KPI values:
 
-def test_a_transaction_counts_once_whatever_envelopes_carry_it():
-    harness = Harness(app)
-    data = {"transaction_id": "t-1", ...}
-    harness.deliver([envelope("card.transaction_settled", data),
-                     envelope("card.transaction_settled", data)])  # a re-publication
-    assert len(harness.rows("fact_card_transaction")) == 1
+```python
+from factflow.testing import Harness, any_order, envelope
+
+from lending import app
+from lending.library import Book, Loan
+
+
+def borrowed(loan_id: str, book_id: str) -> bytes:
+    return envelope("library.book_borrowed", {"loan_id": loan_id, "book_id": book_id})
+
+
+def test_a_loan_counts_once_whatever_the_order_and_the_duplicates() -> None:
+    events = [borrowed("l-1", "b-1"), borrowed("l-2", "b-1")]
+    for harness in any_order(app, events):
+        harness.assert_facts(Loan, [{"loan_id": "l-1"}, {"loan_id": "l-2"}])
+        harness.assert_dimension(Book, [{"book_id": "b-1", "inferred": True}])
+        harness.assert_kpi("loans_by_genre", [{"genre": None, "loans": 2}])
 ```
+
+* `envelope(type, data, ...)`: the bytes of one envelope in the contract format.
+* `Harness(app)`: the app on an in-memory DuckDB warehouse; `deliver(messages, shuffled=True,
+  duplicated=True, seed=3)`; `facts(Fact)` / `dimension(Dimension)` as instances of your
+  classes, `rows(table)` as dicts, `kpi(name)`, `dead_letters()`; `assert_facts`,
+  `assert_dimension`, `assert_kpi`, `assert_no_dead_letters` with failure messages that show
+  what is missing, what is not expected, the dead letters and how the messages were delivered.
+* `any_order(app, messages)`: fresh harnesses after deliveries in several orders, with
+  duplicates, in uneven batches; `in_any_order(messages, seed=...)`: one shuffled copy.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
+from ._compare import Expected
+from ._delivery import envelope, in_any_order
+from ._harness import Harness, any_order
 
-from factflow.insight.kpi import answer, to_json_rows
-from factflow.model.envelope import encode_envelope
-from factflow.pipeline.app import App
-from factflow.runtime.processor import BatchProcessor
-from factflow.runtime.writer import BatchOutcome, BatchWriter
-from factflow.warehouse.base import StoredDeadLetter, Warehouse
-from factflow.warehouse.ddl import quote
-from factflow.warehouse.duckdb import DuckDBWarehouse
-
-__all__ = ["Harness", "envelope"]
-
-_ids = itertools.count(1)
-
-
-def envelope(
-    type: str,
-    data: dict[str, Any],
-    *,
-    id: str | None = None,
-    occurred_at: datetime | str = datetime(2026, 1, 1, tzinfo=UTC),
-    source: str = "test",
-    version: int = 1,
-) -> bytes:
-    """The bytes of one envelope; ids are numbered `test-1`, `test-2`, … unless given."""
-    when = datetime.fromisoformat(occurred_at) if isinstance(occurred_at, str) else occurred_at
-    return encode_envelope(
-        id=id or f"test-{next(_ids)}",
-        type=type,
-        source=source,
-        occurred_at=when,
-        version=version,
-        data=data,
-    )
-
-
-class Harness:
-    """An app on an in-memory warehouse (or the `warehouse` given): deliver, then look."""
-
-    def __init__(self, app: App, warehouse: Warehouse | None = None) -> None:
-        self.app = app
-        self.warehouse = warehouse or DuckDBWarehouse(None)
-        self.warehouse.prepare(app.schema)
-        self._writer = BatchWriter(BatchProcessor(app), self.warehouse)
-
-    def deliver(self, messages: Iterable[bytes], *, batch_size: int = 1000) -> BatchOutcome:
-        """Deliver messages in batches of `batch_size`, as a consumer would."""
-        total = BatchOutcome()
-        batch: list[bytes] = []
-        for message in messages:
-            batch.append(message)
-            if len(batch) == batch_size:
-                total.add(self._writer.write(batch))
-                batch = []
-        if batch:
-            total.add(self._writer.write(batch))
-        return total
-
-    def rows(self, table: str, *, order_by: str | None = None) -> list[dict[str, Any]]:
-        """Every row of `table` as dicts, ordered by `order_by` or by all columns."""
-        if order_by is None:
-            columns = self.warehouse.query(f"SELECT * FROM {quote(table)} WHERE false").columns
-            order_by = ", ".join(str(position) for position in range(1, len(columns) + 1))
-        return self.warehouse.query(f"SELECT * FROM {quote(table)} ORDER BY {order_by}").as_dicts()
-
-    def kpi(self, name: str) -> list[dict[str, Any]]:
-        """The KPI's rows as `factflow kpi NAME --format json` prints them."""
-        return to_json_rows(answer(self.app, name, self.warehouse))
-
-    def dead_letters(self) -> list[StoredDeadLetter]:
-        return self.warehouse.dead_letters()
-
-    def close(self) -> None:
-        self.warehouse.close()
+__all__ = ["Expected", "Harness", "any_order", "envelope", "in_any_order"]
