@@ -66,6 +66,12 @@ def source_batches(
                     events += batch_size
                     yield batch, SourcePosition(source.name, events)
                     batch = []
+        except NotImplementedError as error:
+            # A source left as scaffolded: its own message says what to write.
+            told = str(error) or f"bootstrap source {source.name!r} is not written yet"
+            raise ConfigurationError(
+                f"{told} (to run only the others, name them with --source)"
+            ) from None
         except Exception as error:
             # Whatever the source raised, say which source it was: several run in a row.
             error.add_note(f"while reading bootstrap source {source.name!r}")
