@@ -21,6 +21,7 @@ COMMANDS = {
     "run": "factflow.cli.run",
     "publish": "factflow.cli.publish",
     "kpi": "factflow.cli.kpi",
+    "query": "factflow.cli.query",
     "dlq": "factflow.cli.dlq",
     "status": "factflow.cli.status",
     "contracts": "factflow.cli.contracts",

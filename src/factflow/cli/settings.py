@@ -40,6 +40,7 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
         "run",
         "publish",
         "kpi",
+        "query",
         "dlq",
         "status",
     )

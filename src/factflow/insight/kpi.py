@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+
 from factflow.pipeline.app import App, Kpi
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["answer", "format_decimal", "to_json_rows"]
+__all__ = ["answer", "answer_table", "format_decimal", "to_json_rows"]
 
 _CENT = Decimal("0.01")
 
@@ -20,6 +22,20 @@ def answer(app: App, name: str, warehouse: Warehouse) -> list[dict[str, Any]]:
     if not rows and kpi.empty_row is not None:
         rows = [dict(kpi.empty_row)]
     return sorted(rows, key=lambda row: _sort_key(kpi, row))
+
+
+def answer_table(
+    app: App, name: str, warehouse: Warehouse, *, timeout: float | None = None
+) -> pa.Table:
+    """KPI `name` as an Arrow table (decimals as decimal128), its rows as `answer` orders them,
+    from a warehouse opened read-only (`Warehouse.read`)."""
+    kpi = app.kpi(name)
+    table = warehouse.read(kpi.sql, timeout=timeout)
+    if table.num_rows == 0 and kpi.empty_row is not None:
+        return pa.Table.from_pylist([dict(kpi.empty_row)], schema=table.schema)
+    rows = table.to_pylist()
+    order = sorted(range(len(rows)), key=lambda i: _sort_key(kpi, rows[i]))
+    return table.take(pa.array(order, pa.int64()))
 
 
 def format_decimal(value: Decimal) -> str:

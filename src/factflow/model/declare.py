@@ -20,6 +20,9 @@ class CardTransaction(Fact):
 
 Events, facts and dimensions are `msgspec.Struct` classes: typed, immutable and cheap to create.
 The decorators only attach metadata; `factflow.model.schema` compiles it into table descriptions.
+The docstrings of facts and dimensions, and field descriptions declared as
+`Annotated[str, msgspec.Meta(description="...")]`, become the comments of their tables and
+columns in the warehouse, for BI tools (`factflow.warehouse.views`).
 """
 
 from __future__ import annotations

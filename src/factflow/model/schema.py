@@ -6,6 +6,7 @@ Backends never look at the user's classes; they read `Schema`: tables, columns, 
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,13 +60,19 @@ class Table(msgspec.Struct, frozen=True):
 
 
 class FactSpec(msgspec.Struct, frozen=True):
-    """A fact table: the user's fields, then `event_id` and `occurred_at` from the envelope."""
+    """A fact table: the user's fields, then `event_id` and `occurred_at` from the envelope.
+
+    `description` is the class's docstring and `descriptions` those its fields declare
+    (`Annotated[str, msgspec.Meta(description=...)]`): the warehouse's comments, for BI tools.
+    """
 
     name: str
     table: Table
     fields: tuple[str, ...]
     references: dict[str, str]  # field → dimension name
     class_name: str = ""
+    description: str = ""
+    descriptions: dict[str, str] = msgspec.field(default_factory=dict)  # field → description
 
 
 class DimensionSpec(msgspec.Struct, frozen=True):
@@ -76,6 +83,8 @@ class DimensionSpec(msgspec.Struct, frozen=True):
     * `current`: one row per key, each attribute its latest non-null value by event time;
       `inferred` marks keys only known from references.
     * `history` (SCD type 2): one row per key and change time, valid in [valid_from, valid_to).
+
+    `description` and `descriptions` are as in `FactSpec`.
     """
 
     name: str
@@ -86,6 +95,9 @@ class DimensionSpec(msgspec.Struct, frozen=True):
     current: Table
     history: Table | None
     references: dict[str, str]  # field → dimension name
+    class_name: str = ""
+    description: str = ""
+    descriptions: dict[str, str] = msgspec.field(default_factory=dict)  # field → description
 
 
 class Schema(msgspec.Struct, frozen=True):
@@ -131,6 +143,8 @@ def compile_fact(cls: type[Fact]) -> FactSpec:
         fields=cls.__struct_fields__,
         references={f: d.__factflow_dimension__.table for f, d in meta.references.items()},
         class_name=cls.__name__,
+        description=_docstring(cls),
+        descriptions=_field_descriptions(cls),
     )
 
 
@@ -176,6 +190,9 @@ def compile_dimension(cls: type[Dimension]) -> DimensionSpec:
         current=current,
         history=history,
         references={f: d.__factflow_dimension__.table for f, d in meta.references.items()},
+        class_name=cls.__name__,
+        description=_docstring(cls),
+        descriptions=_field_descriptions(cls),
     )
 
 
@@ -233,11 +250,35 @@ def _columns(cls: type[msgspec.Struct]) -> tuple[Column, ...]:
     return tuple(_column(cls, field) for field in info.fields)
 
 
+def _docstring(cls: type) -> str:
+    """The class's own docstring, cleaned (not one inherited from a base class)."""
+    doc = cls.__dict__.get("__doc__")
+    return inspect.cleandoc(doc) if isinstance(doc, str) else ""
+
+
+def _field_descriptions(cls: type[msgspec.Struct]) -> dict[str, str]:
+    """Field → the description declared with `Annotated[..., msgspec.Meta(description=...)]`."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    found: dict[str, str] = {}
+    for field in info.fields:
+        kinds = field.type.types if isinstance(field.type, mi.UnionType) else (field.type,)
+        for kind in (field.type, *kinds):
+            if isinstance(kind, mi.Metadata) and kind.extra_json_schema:
+                description = kind.extra_json_schema.get("description")
+                if isinstance(description, str) and field.name not in found:
+                    found[field.name] = inspect.cleandoc(description)
+    return found
+
+
 def _column(cls: type, field: mi.Field) -> Column:
     kind: Any = field.type
+    if isinstance(kind, mi.Metadata):  # Annotated[T, msgspec.Meta(...)]: the column is a T
+        kind = kind.type
     nullable = False
     if isinstance(kind, mi.UnionType):
-        rest = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+        rest = [t.type if isinstance(t, mi.Metadata) else t for t in kind.types]
+        rest = [t for t in rest if not isinstance(t, mi.NoneType)]
         nullable = len(rest) < len(kind.types)
         if len(rest) == 1:
             kind = rest[0]

@@ -30,6 +30,8 @@ from factflow.model.schema import ColumnType, Schema
 from factflow.pipeline.changes import ChangeSet
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from factflow.warehouse.ddl import Dialect
 
 __all__ = [
@@ -188,6 +190,19 @@ class Warehouse(Protocol):
 
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:
         """Run one read-only statement; anything that could write is refused."""
+        ...
+
+    def read(
+        self, sql: str, parameters: Sequence[Any] = (), *, timeout: float | None = None
+    ) -> pa.Table:
+        """Run any one statement of a user's on a warehouse opened read-only, as an Arrow
+        table with exact decimals (`factflow query`, `factflow.insight`): the database itself
+        refuses whatever would change something. `$1`, `$2`, … mark `parameters`.
+
+        Raises:
+            ConfigurationError: not opened read-only; a statement the database refused or
+                could not run, saying why; `timeout` (seconds) ran out.
+        """
         ...
 
     def dead_letters(

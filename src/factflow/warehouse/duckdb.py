@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -39,8 +40,11 @@ from factflow.warehouse.ddl import (
     internal_tables,
     quote,
 )
+from factflow.warehouse.views import comment_statements, comments_query, model_views
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "DIALECT", "DuckDBWarehouse"]
+
+log = logging.getLogger("factflow.warehouse")
 
 #: DuckDB caches table data up to its memory limit (by default most of the machine's memory):
 #: a modest cap keeps a long-running service's memory flat; data beyond it is read from disk.
@@ -84,7 +88,8 @@ class DuckDBWarehouse(ClosesOnExit):
     line); queries that need more spill to disk next to the file.
 
     One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
-    for queries while no writer holds it.
+    for queries while no writer holds it, with no access to other files and settings locked, so
+    that `read` can run any SQL: DuckDB itself refuses whatever would change something.
     """
 
     dialect = DIALECT
@@ -97,13 +102,19 @@ class DuckDBWarehouse(ClosesOnExit):
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.path = None if path is None or str(path) == ":memory:" else Path(path)
+        self.read_only = read_only
+        config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
+        if read_only:
+            # No COPY TO, EXPORT, ATTACH, read_csv of other files or extensions, and no SET:
+            # what a query run by `read` cannot change.
+            config |= {"enable_external_access": False, "lock_configuration": True}
         try:
             if self.path is not None and not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(
                 ":memory:" if self.path is None else str(self.path),
                 read_only=read_only,
-                config={"memory_limit": memory_limit},
+                config=config,
             )
         except (duckdb.InvalidInputException, duckdb.ParserException) as error:
             raise ConfigurationError(f"DuckDB memory_limit {memory_limit!r}: {error}") from None
@@ -125,6 +136,7 @@ class DuckDBWarehouse(ClosesOnExit):
             present = {row[0] for row in self._con.execute(DEAD_LETTER_COLUMNS_QUERY).fetchall()}
             for statement in added_dead_letter_columns(TYPES, present):
                 self._con.execute(statement)
+            self._describe(schema)
         self._schema = schema
 
     def stage(self, changes: ChangeSet) -> None:
@@ -176,6 +188,48 @@ class DuckDBWarehouse(ClosesOnExit):
             cursor = self._con.execute(sql, list(parameters))
             columns = tuple(d[0] for d in cursor.description or ())
             return QueryResult(columns, cursor.fetchall())
+
+    def read(
+        self, sql: str, parameters: Sequence[Any] = (), *, timeout: float | None = None
+    ) -> pa.Table:
+        """Run one statement on a warehouse opened read-only; its result as an Arrow table.
+
+        DuckDB refuses whatever would change the file (the connection is read-only), touch
+        other files or change a setting: nothing is checked here but the statement count.
+        `$1`, `$2`, … (or `?`) mark `parameters`; `timeout` (seconds) interrupts a longer query.
+
+        Raises:
+            ConfigurationError: the warehouse is not read-only; not exactly one statement; one
+                DuckDB refused or could not run (its message says why); the timeout ran out.
+        """
+        if not self.read_only:
+            raise ConfigurationError(
+                "read() runs any SQL, so only on a warehouse opened read-only (read_only=True)"
+            )
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as error:
+            raise ConfigurationError(f"DuckDB cannot parse the statement: {error}") from None
+        if len(statements) != 1:
+            raise ConfigurationError(
+                f"refused: give exactly one statement, got {len(statements)} (none of them ran)"
+            )
+        with self._lock:
+            timer = threading.Timer(timeout, self._con.interrupt) if timeout else None
+            try:
+                if timer is not None:
+                    timer.start()
+                relation = self._con.sql(statements[0].query, params=list(parameters) or None)
+                return pa.table({}) if relation is None else relation.to_arrow_table()
+            except duckdb.InterruptException:
+                raise ConfigurationError(
+                    f"the query ran longer than {timeout:g} s and was stopped"
+                ) from None
+            except duckdb.Error as error:
+                raise ConfigurationError(_refusal(error)) from None
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     def dead_letters(
         self,
@@ -253,6 +307,23 @@ class DuckDBWarehouse(ClosesOnExit):
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+    def _describe(self, schema: Schema) -> None:
+        """The views and comments of `factflow.warehouse.views`, each on its own: one DuckDB
+        refuses is logged and tried again by the next `prepare`."""
+        for view in model_views(schema):
+            self._attempt(view.create)
+        # Replacing a view drops its comments: they are read after.
+        rows = self._con.execute(comments_query("duckdb")).fetchall()
+        present = {(relation, column): text for relation, column, text in rows}
+        for statement in comment_statements(schema, present):
+            self._attempt(statement)
+
+    def _attempt(self, statement: str) -> None:
+        try:
+            self._con.execute(statement)
+        except duckdb.Error as error:
+            log.warning("the DuckDB warehouse refused `%s`: %s", statement.split(" AS")[0], error)
 
     # -- set-based writes ------------------------------------------------------------------
 
@@ -450,6 +521,15 @@ def _utc_timestamps(values: list[Any]) -> pa.Array:
     """Instants as UTC without a zone. Reinterpreting the UTC array costs nothing; a cast to the
     zone-less type would convert every value (it was a third of the cost of a batch's Arrow)."""
     return pa.array(values, _UTC_MICROS).view(_NAIVE_MICROS)
+
+
+def _refusal(error: duckdb.Error) -> str:
+    """What DuckDB said about a statement `read` ran, in the user's terms."""
+    if isinstance(error, duckdb.InvalidInputException) and "read-only mode" in str(error):
+        return f"DuckDB refused the statement: the warehouse is read-only here ({error})"
+    if isinstance(error, duckdb.PermissionException):
+        return f"DuckDB refused the statement: a query cannot touch other files ({error})"
+    return f"DuckDB could not run the statement: {error}"
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -38,6 +38,7 @@ import msgspec
 from factflow.model.schema import ColumnType, Schema, Table
 from factflow.warehouse.base import Warehouse, rebuild_table
 from factflow.warehouse.ddl import Dialect, quote
+from factflow.warehouse.views import VIEWS_QUERY, views_to_drop
 
 __all__ = [
     "SCHEMA_VERSIONS",
@@ -387,7 +388,12 @@ def migrate(
         f"VALUES ({version}, TIMESTAMP {_literal(applied_at.isoformat(sep=' '))}, "
         f"{_literal(model_digest(schema))}, {_literal(statements)})",
     ]
-    warehouse.migrate([*changes, *record])
+    # The views over the facts (factflow.warehouse.views) would stop PostgreSQL from dropping or
+    # retyping the columns they read: dropped in the migration, made again by `prepare`.
+    present = [name for (name,) in warehouse.query(VIEWS_QUERY).rows]
+    dropped = [change.table for change in applied if change.kind is ChangeKind.DROP_TABLE]
+    warehouse.migrate([*views_to_drop(schema, present, dropped), *changes, *record])
+    warehouse.prepare(schema)
     return Migration(version, applied, refused, lost)
 
 

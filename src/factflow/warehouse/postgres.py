@@ -18,12 +18,14 @@ Requires the `postgres` extra: ``pip install 'factflow[postgres]'``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
+import pyarrow as pa
 
 from factflow._closing import ClosesOnExit
 from factflow._urls import pop_query_parameter, redact, redact_text
@@ -52,11 +54,15 @@ from factflow.warehouse.ddl import (
     internal_tables,
     quote,
 )
+from factflow.warehouse.views import comment_statements, comments_query, model_views
 
 try:
     import psycopg
     import psycopg.conninfo
     import psycopg.errors
+    import psycopg.types.string
+
+    from factflow.warehouse._postgres_arrow import TEXT_TYPES, to_arrow
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise ConfigurationError(
         "the PostgreSQL warehouse needs psycopg: pip install 'factflow[postgres]'"
@@ -96,6 +102,10 @@ _LAST_NON_NULL = (
 _DEAD_LETTER_COLUMNS = ("id", "event_type", "event_id", "reason", "raw")
 _DEAD_LETTER_STAGE = "factflow_stage_dead_letters"
 _TOUCHED = "factflow_touched"
+_READER = "factflow_read"  # the cursor `read` declares
+_VIEW_COLUMNS_CHANGED = "42P16"  # CREATE OR REPLACE VIEW cannot drop, rename or retype columns
+
+log = logging.getLogger("factflow.warehouse")
 
 
 P = ParamSpec("P")
@@ -171,6 +181,7 @@ class PostgresWarehouse(ClosesOnExit):
         statements = [*internal_tables(TYPES, "bytea"), *DIALECT.create_tables(schema).values()]
         with self._lock:
             self._run("prepare", self._prepare, name, statements)
+            self._run("prepare the views and comments of", self._describe, schema)
         self._model = schema
 
     def stage(self, changes: ChangeSet) -> None:
@@ -200,6 +211,33 @@ class PostgresWarehouse(ClosesOnExit):
         statement = read_only_statement(sql, placeholders=bool(parameters))
         with self._lock:
             return self._read(self._query, statement, parameters or None)
+
+    def read(
+        self, sql: str, parameters: Sequence[Any] = (), *, timeout: float | None = None
+    ) -> pa.Table:
+        """Run one query on a warehouse opened read-only; its result as an Arrow table.
+
+        PostgreSQL itself refuses whatever would change something: the session and the
+        transaction are read-only and rolled back, and the statement runs as a cursor
+        (`DECLARE … CURSOR FOR`, which takes only a query: SELECT, WITH … SELECT, VALUES,
+        TABLE; no COPY, DO, CALL or SET) over the extended protocol (one statement). Nothing is
+        checked here. `$1`, `$2`, … mark `parameters`; `timeout` (seconds) is the statement's
+        `statement_timeout`. Advisory locks the query took are released after it.
+
+        Raises:
+            ConfigurationError: the warehouse is not read-only; a statement PostgreSQL refused
+                or could not run (its message says why); the timeout ran out.
+            WarehouseUnavailable: the connection was lost, and a new one too.
+        """
+        if not self.read_only:
+            raise ConfigurationError(
+                "read() runs any SQL, so only on a warehouse opened read-only (read_only=True)"
+            )
+        with self._lock:
+            try:
+                return self._read(self._read_table, sql, tuple(parameters), timeout)
+            finally:
+                self._release_advisory_locks()
 
     def dead_letters(
         self,
@@ -402,6 +440,75 @@ class PostgresWarehouse(ClosesOnExit):
 
     def _drop_schema(self, cursor: Cursor) -> None:
         cursor.execute(f"DROP SCHEMA IF EXISTS {quote(self.schema)} CASCADE")
+
+    def _describe(self, cursor: Cursor, schema: Schema) -> None:
+        """The views and comments of `factflow.warehouse.views`, each on its own: one PostgreSQL
+        refuses is logged and tried again by the next `prepare`."""
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("prepare", self.schema),))
+        # Replacing a view waits for its readers: not for long, it is done again next time.
+        cursor.execute("SET LOCAL lock_timeout = '5s'")
+        for view in model_views(schema):
+            error = self._attempt(cursor, view.create)
+            if error is not None and error.sqlstate == _VIEW_COLUMNS_CHANGED:
+                error = self._attempt(cursor, view.drop, view.create)
+            if error is not None:
+                log.warning("PostgreSQL refused to make the view %s: %s", view.name, error)
+        cursor.execute(comments_query("postgresql"))
+        present = {(relation, column): text for relation, column, text in cursor.fetchall()}
+        for statement in comment_statements(schema, present):
+            error = self._attempt(cursor, statement)
+            if error is not None:
+                log.warning("PostgreSQL refused `%s`: %s", statement, error)
+
+    def _attempt(self, cursor: Cursor, *statements: str) -> psycopg.Error | None:
+        """Run `statements` in a savepoint: all of them, or none and the error."""
+        cursor.execute("SAVEPOINT factflow_attempt")
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        except psycopg.Error as error:
+            if cursor.connection.closed:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT factflow_attempt")
+            return error
+        cursor.execute("RELEASE SAVEPOINT factflow_attempt")
+        return None
+
+    def _read_table(
+        self, cursor: Cursor, sql: str, parameters: tuple[Any, ...], timeout: float | None
+    ) -> pa.Table:
+        if timeout is not None:
+            milliseconds = str(max(1, round(timeout * 1000)))
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))
+        with psycopg.RawServerCursor(cursor.connection, _READER) as reader:
+            for name in TEXT_TYPES:
+                reader.adapters.register_loader(name, psycopg.types.string.TextLoader)
+            try:
+                reader.execute(sql, parameters or None)
+                rows = reader.fetchall()
+            except psycopg.errors.QueryCanceled:
+                raise ConfigurationError(
+                    f"the query ran longer than {timeout:g} s and was stopped"
+                    if timeout is not None
+                    else "the query was cancelled"
+                ) from None
+            except psycopg.OperationalError:
+                raise  # the connection: `_read` tries again or says it is unavailable
+            except psycopg.DatabaseError as error:
+                raise ConfigurationError(_refusal(error, sql)) from None
+            return to_arrow(reader.description or [], rows)
+
+    def _release_advisory_locks(self) -> None:
+        """Session advisory locks a query took outlive its transaction; a reader must not keep
+        them (writers take some: `prepare` waits for one)."""
+        connection = self._conn
+        if connection is None or connection.closed:
+            return
+        try:
+            connection.execute("SELECT pg_advisory_unlock_all()")
+            connection.rollback()
+        except psycopg.Error:
+            self._rollback()
 
     def _query(self, cursor: Cursor, sql: str, parameters: Any) -> QueryResult:
         cursor.execute(sql, parameters)
@@ -647,6 +754,30 @@ class PostgresWarehouse(ClosesOnExit):
                 f"cannot {action}: the PostgreSQL warehouse {redact(self._url)} was opened "
                 "read-only"
             )
+
+
+def _refusal(error: psycopg.DatabaseError, sql: str) -> str:
+    """What PostgreSQL said about a statement `read` declared as a cursor, in the user's terms."""
+    said = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+        return f"PostgreSQL refused the statement: {said} (queries only; nothing was changed)"
+    if isinstance(error, psycopg.errors.FeatureNotSupported) and "data-modifying" in said:
+        return (
+            "PostgreSQL refused the statement: a WITH that changes data cannot run here "
+            "(queries only; nothing was changed)"
+        )
+    if isinstance(error, psycopg.errors.SyntaxError):
+        if "multiple commands" in said:
+            return "PostgreSQL refused the statements: give exactly one (nothing was changed)"
+        position = error.diag.statement_position
+        start = len(sql) - len(sql.lstrip())
+        declared = len(f'DECLARE "{_READER}" CURSOR FOR ')
+        if position is not None and int(position) - 1 - declared == start:
+            return (
+                f"PostgreSQL refused the statement: {said}; only a query can run here (SELECT, "
+                "WITH … SELECT, VALUES or TABLE), and nothing was changed"
+            )
+    return f"PostgreSQL could not run the query: {said}"
 
 
 def _lock_key(*names: str) -> int:
