@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from factflow._closing import ClosesOnExit
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
@@ -343,12 +344,18 @@ class DuckDBWarehouse(ClosesOnExit):
         target = quote(into or table.name)
         # By name: a migrated table has the columns it gained last.
         columns = ", ".join(map(quote, table.column_names))
+        # The stored keys between the batch's least and greatest: a constant range DuckDB checks
+        # against each row group's min/max, so with keys that grow over time (ids, counters,
+        # time-ordered ids) a batch reads the few recent row groups, not the whole table.
+        lowest, highest = _key_range(batch, table.key[0])
         with self._registered("batch_rows", batch):
             self._con.execute(
                 f"INSERT INTO {target} ({columns}) SELECT * FROM batch_rows "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS stored WHERE {stored}) "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS stored WHERE {stored} "
+                f"AND stored.{quote(table.key[0])} BETWEEN ? AND ?) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-                "ORDER BY occurred_at, event_id) = 1"
+                "ORDER BY occurred_at, event_id) = 1",
+                [lowest, highest],
             )
 
     def _record_changes(
@@ -515,6 +522,12 @@ def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
         else:
             arrays.append(pa.array(values, ARROW[column.type]))
     return pa.Table.from_arrays(arrays, names=list(table.column_names))
+
+
+def _key_range(batch: pa.Table, column: str) -> tuple[Any, Any]:
+    """The least and greatest value of `column` in `batch` (computed by Arrow, in C++)."""
+    bounds = pc.min_max(batch.column(column))
+    return bounds["min"].as_py(), bounds["max"].as_py()
 
 
 def _utc_timestamps(values: list[Any]) -> pa.Array:
