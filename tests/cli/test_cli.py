@@ -1,6 +1,7 @@
 """The command line, in process (click's runner) against real files in a temporary folder."""
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,32 @@ def test_bootstrap_prints_counts_and_kpi_prints_the_json_of_the_contract(
         "kpi": "travel_card_foreign_visa_users",
         "rows": [{"users": 0}],
     }
+
+
+def test_a_kpi_answers_as_csv_or_parquet_with_exact_decimals_and_into_a_file(
+    events_file: Path, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    warehouse = f"duckdb:///{tmp_path}/kpi.duckdb"
+    factflow("bootstrap", "--from", str(events_file), "--warehouse", warehouse)
+    answer = ["kpi", "spend_by_currency", "--warehouse", warehouse]
+
+    csv = factflow(*answer, "--format", "csv")
+    assert csv.output == "currency,billing_currency,billing_amount\nEUR,DKK,74.60\n"
+
+    parquet = tmp_path / "spend.parquet"
+    assert factflow(*answer, "--format", "parquet", "--out", str(parquet)).output == ""
+    table = pq.read_table(parquet)
+    assert pa.types.is_decimal(table.schema.field("billing_amount").type)
+    assert table.to_pylist() == [
+        {"currency": "EUR", "billing_currency": "DKK", "billing_amount": Decimal("74.6000")}
+    ]
+
+    written = tmp_path / "spend.json"
+    factflow(*answer, "--format", "json", "--out", str(written))
+    assert json.loads(written.read_text())["rows"][0]["billing_amount"] == "74.60"
 
 
 def test_dlq_list_shows_every_dead_letter_with_its_reason(
