@@ -29,11 +29,11 @@ def events_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_kpi_without_a_name_lists_every_kpi_with_its_description() -> None:
+def test_kpi_without_a_name_lists_every_kpi_with_its_owner_and_description() -> None:
     result = factflow("kpi")
     assert result.exit_code == 0
     for name in ("travel_card_foreign_visa_users", "active_users_by_month", "spend_by_segment"):
-        assert name in result.output
+        assert f"{name}  (owner: analytics)" in result.output
     assert "the talk's question" in result.output.lower()
 
 

@@ -43,7 +43,8 @@ def kpi(name: str | None, app: str, warehouse: str, output: str, out: Path | Non
         the_app = load_app(app)
         if name is None:
             for known in the_app.kpis.values():
-                stdout.print(f"[bold]{known.name}[/bold]\n    {known.description}")
+                owner = f"  [dim](owner: {known.owner})[/dim]" if known.owner else ""
+                stdout.print(f"[bold]{known.name}[/bold]{owner}\n    {known.description}")
             return
         definition = the_app.kpi(name)
         store = open_warehouse(warehouse, read_only=True)

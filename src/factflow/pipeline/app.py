@@ -62,9 +62,10 @@ class Kpi:
 
     `measures` names the columns that hold numbers; rows are sorted by the other columns.
     `empty_row` is returned when the query yields nothing (for counts: `{"users": 0}`).
+    `owner` is who answers for the definition (a team or a person).
     """
 
-    __slots__ = ("description", "empty_row", "measures", "name", "sql")
+    __slots__ = ("description", "empty_row", "measures", "name", "owner", "sql")
 
     def __init__(
         self,
@@ -74,9 +75,12 @@ class Kpi:
         sql: str,
         measures: Sequence[str],
         empty_row: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.name = name
         self.description = description
+        #: Who answers for the KPI's definition (a team or a person), shown by `factflow kpi`.
+        self.owner = owner
         self.sql = sql
         self.measures = tuple(measures)
         self.empty_row = empty_row

@@ -27,6 +27,7 @@ KPIS = (
               AND t.user_id IN (SELECT user_id FROM dim_card WHERE product = 'travel_card')
               AND t.user_id IN ({_NOT_DELETED_TRAVEL_GOAL})
         """,
+        owner="analytics",
         measures=["users"],
         empty_row={"users": 0},
     ),
@@ -42,6 +43,7 @@ KPIS = (
             GROUP BY 1
             ORDER BY 1
         """,
+        owner="analytics",
         measures=["users"],
     ),
     Kpi(
@@ -53,6 +55,7 @@ KPIS = (
             GROUP BY 1, 2
             ORDER BY 1, 2
         """,
+        owner="analytics",
         measures=["billing_amount"],
     ),
     Kpi(
@@ -65,6 +68,7 @@ KPIS = (
             GROUP BY 1
             ORDER BY 1
         """,
+        owner="analytics",
         measures=["goals"],
     ),
     Kpi(
@@ -84,6 +88,7 @@ KPIS = (
             GROUP BY 1, 2
             ORDER BY 1, 2
         """,
+        owner="analytics",
         measures=["billing_amount"],
     ),
 )
