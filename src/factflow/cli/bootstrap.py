@@ -12,10 +12,10 @@ from factflow._urls import redact
 from factflow.bootstrap.checkpoints import Checkpoint, CheckpointFile, checkpoint_path
 from factflow.bootstrap.replay import DEFAULT_BATCH_SIZE, replay
 from factflow.bootstrap.via import BootstrapQueue, publish_batches
-from factflow.cli.locations import load_app, open_transport, open_warehouse
+from factflow.cli.locations import load_app, open_transport
 from factflow.cli.output import stderr, stdout
 from factflow.cli.replaying import Replaying, check_source, source_option, sources_option
-from factflow.cli.schema import refuse_mismatched_schema
+from factflow.cli.schema import model_warehouse
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.pipeline.app import App
@@ -136,18 +136,16 @@ def _write(
     warehouse: str,
     reference: str,
 ) -> BatchOutcome:
-    target = open_warehouse(warehouse)
-    try:
-        refuse_mismatched_schema(target, app, reference, warehouse)
-        with replaying.progress_bar(progress) as advance:
+    with (
+        model_warehouse(warehouse, app, reference) as target,
+        replaying.progress_bar(progress) as advance,
+    ):
 
-            def committed(outcome: BatchOutcome, position: object) -> None:
-                advance(outcome, position)
-                store.save(progress)
+        def committed(outcome: BatchOutcome, position: object) -> None:
+            advance(outcome, position)
+            store.save(progress)
 
-            return replay(app, replaying.batches(progress), target, on_batch=committed)
-    finally:
-        target.close()
+        return replay(app, replaying.batches(progress), target, on_batch=committed)
 
 
 def _publish(

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from factflow.cli.locations import load_app, open_warehouse
 from factflow.cli.output import progress, stdout
-from factflow.cli.schema import refuse_mismatched_schema
+from factflow.cli.schema import model_warehouse
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.runtime.replay import DEFAULT_BATCH_SIZE, ReplayOutcome, replay_dead_letters
@@ -173,26 +173,24 @@ def replay(app: str, warehouse: str, event_type: str | None, batch_size: int) ->
     started = time.perf_counter()
     try:
         the_app = load_app(app)
-        store = open_warehouse(warehouse)
-        try:
-            refuse_mismatched_schema(store, the_app, app, warehouse)
-            with progress(unit="dead letters") as bar:
-                task = bar.add_task("replay", total=None, rate="")
+        with (
+            model_warehouse(warehouse, the_app, app) as store,
+            progress(unit="dead letters") as bar,
+        ):
+            task = bar.add_task("replay", total=None, rate="")
 
-                def advance(done: ReplayOutcome, total: int) -> None:
-                    elapsed = time.perf_counter() - started
-                    bar.update(
-                        task,
-                        total=total,
-                        completed=done.replayed,
-                        rate=f"{done.replayed / max(elapsed, 1e-9):,.0f}/s",
-                    )
-
-                outcome = replay_dead_letters(
-                    the_app, store, event_type, batch_size=batch_size, on_progress=advance
+            def advance(done: ReplayOutcome, total: int) -> None:
+                elapsed = time.perf_counter() - started
+                bar.update(
+                    task,
+                    total=total,
+                    completed=done.replayed,
+                    rate=f"{done.replayed / max(elapsed, 1e-9):,.0f}/s",
                 )
-        finally:
-            store.close()
+
+            outcome = replay_dead_letters(
+                the_app, store, event_type, batch_size=batch_size, on_progress=advance
+            )
     except FactflowError as error:
         raise fail(error) from None
     elapsed = time.perf_counter() - started

@@ -9,13 +9,12 @@ import click
 from factflow.bootstrap.checkpoints import Checkpoint
 from factflow.bootstrap.rebuild import rebuild_fact
 from factflow.bootstrap.replay import DEFAULT_BATCH_SIZE
-from factflow.cli.locations import load_app, open_warehouse
+from factflow.cli.locations import load_app
 from factflow.cli.output import stdout
 from factflow.cli.replaying import Replaying, check_source, source_option, sources_option
-from factflow.cli.schema import refuse_mismatched_schema
+from factflow.cli.schema import model_warehouse
 from factflow.cli.settings import app_option, fail, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
-from factflow.runtime.writer import BatchOutcome
 
 __all__ = ["rebuild"]
 
@@ -54,19 +53,13 @@ def rebuild(
             raise ConfigurationError(str(error.args[0])) from None
         replaying = Replaying(the_app, source, names, batch_size)
         progress = Checkpoint(source=replaying.describe(), destination=warehouse)
-        target = open_warehouse(warehouse)
-        try:
-            refuse_mismatched_schema(target, the_app, app, warehouse)
-            with replaying.progress_bar(progress) as advance:
-
-                def written(outcome: BatchOutcome, position: object) -> None:
-                    advance(outcome, position)
-
-                outcome = rebuild_fact(
-                    the_app, spec.name, replaying.batches(progress), target, on_batch=written
-                )
-        finally:
-            target.close()
+        with (
+            model_warehouse(warehouse, the_app, app) as target,
+            replaying.progress_bar(progress) as advance,
+        ):
+            outcome = rebuild_fact(
+                the_app, spec.name, replaying.batches(progress), target, on_batch=advance
+            )
     except FactflowError as error:
         raise fail(error) from None
     elapsed = time.perf_counter() - started

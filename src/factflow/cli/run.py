@@ -11,9 +11,9 @@ from types import FrameType
 import click
 
 from factflow._urls import redact
-from factflow.cli.locations import load_app, open_transport, open_warehouse
+from factflow.cli.locations import load_app, open_transport
 from factflow.cli.logs import configure_logging
-from factflow.cli.schema import refuse_mismatched_schema
+from factflow.cli.schema import model_warehouse
 from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
 from factflow.errors import FactflowError
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
@@ -96,31 +96,32 @@ def run(
     try:
         the_app = load_app(app)
         source = open_transport(transport)
-        store = open_warehouse(warehouse)
         try:
-            refuse_mismatched_schema(store, the_app, app, warehouse)
-            log.info(
-                "consuming",
-                extra={
-                    "transport": redact(transport),
-                    "warehouse": redact(warehouse),
-                    "group": group,
-                    "app": the_app.name,
-                    "metrics_port": metrics_port,
-                },
-            )
-            total = run_consumer(
-                the_app,
-                source,
-                store,
-                ConsumerOptions(
-                    group=group, batch_size=batch_size, max_wait=max_wait, stop_when_idle=until_idle
-                ),
-                stop=stop,
-                metrics=metrics,
-            )
+            with model_warehouse(warehouse, the_app, app) as store:
+                log.info(
+                    "consuming",
+                    extra={
+                        "transport": redact(transport),
+                        "warehouse": redact(warehouse),
+                        "group": group,
+                        "app": the_app.name,
+                        "metrics_port": metrics_port,
+                    },
+                )
+                total = run_consumer(
+                    the_app,
+                    source,
+                    store,
+                    ConsumerOptions(
+                        group=group,
+                        batch_size=batch_size,
+                        max_wait=max_wait,
+                        stop_when_idle=until_idle,
+                    ),
+                    stop=stop,
+                    metrics=metrics,
+                )
         finally:
-            store.close()
             source.close()
     except FactflowError as error:
         raise fail(error) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import click
@@ -142,6 +144,18 @@ def _dry_run(store: Warehouse, the_app: App) -> None:
     click.echo("\nin one transaction:")
     for statement in found.statements:
         click.echo(f"{statement};")
+
+
+@contextmanager
+def model_warehouse(warehouse: str, the_app: App, app: str) -> Iterator[Warehouse]:
+    """The warehouse at `warehouse`, opened to write the app's rows, and closed after; refused
+    (see `refuse_mismatched_schema`) when its tables differ from the model."""
+    store = open_warehouse(warehouse)
+    try:
+        refuse_mismatched_schema(store, the_app, app, warehouse)
+        yield store
+    finally:
+        store.close()
 
 
 def refuse_mismatched_schema(store: Warehouse, the_app: App, app: str, warehouse: str) -> None:
