@@ -17,12 +17,13 @@ from factflow.errors import (
     TransientError,
     UnknownEventError,
 )
+from factflow.insight.definitions import Count, CountDistinct, Kpi, Max, Metric, Min, Sum
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.declare import Dimension, Event, Fact, dimension, event, fact
 from factflow.model.envelope import Envelope
 from factflow.model.types import Money
 from factflow.model.upcasting import Upcaster, upcaster
-from factflow.pipeline.app import App, Consumer, Kpi
+from factflow.pipeline.app import App, Consumer
 from factflow.pipeline.builder import Pipeline
 from factflow.pipeline.sources import BootstrapSource, SourceEvent, bootstrap_source
 from factflow.pipeline.steps import (
@@ -40,6 +41,8 @@ __all__ = [
     "BootstrapSource",
     "ConfigurationError",
     "Consumer",
+    "Count",
+    "CountDistinct",
     "DeadLetter",
     "DeclarationError",
     "DecodeError",
@@ -50,11 +53,15 @@ __all__ = [
     "FactflowError",
     "Kpi",
     "MapFunction",
+    "Max",
+    "Metric",
+    "Min",
     "Money",
     "Pipeline",
     "RejectedEvent",
     "SourceEvent",
     "Step",
+    "Sum",
     "TerminalError",
     "TransientError",
     "UnknownEventError",

@@ -6,6 +6,7 @@ from factflow.insight import connect, to_pandas, to_polars
 with connect("duckdb:///factflow.duckdb", app="factflow.examples.banking") as bank:
     bank.kpis                                  # name → description
     spend = bank.kpi("spend_by_segment")       # a pyarrow.Table; decimals are decimal128
+    bank.kpi("spend_by_currency", by=["month"], where={"segment": ["plus"]})
     to_polars(spend)                           # pl.Decimal columns
     to_pandas(bank.query("SELECT * FROM v_card_transaction WHERE currency = $1", ["EUR"]))
 ```
@@ -16,8 +17,9 @@ it (see `Warehouse.read`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -25,8 +27,10 @@ from factflow._closing import ClosesOnExit
 from factflow.errors import ConfigurationError
 from factflow.insight.formats import unique_names
 from factflow.insight.kpi import answer_table
-from factflow.pipeline.app import App
 from factflow.warehouse.base import Warehouse
+
+if TYPE_CHECKING:  # the app module imports the KPI definitions of this package
+    from factflow.pipeline.app import App
 
 __all__ = ["Insight", "connect"]
 
@@ -54,13 +58,34 @@ class Insight(ClosesOnExit):
         """The app's KPIs: name → description."""
         return {kpi.name: kpi.description for kpi in self._app().kpis.values()}
 
-    def kpi(self, name: str) -> pa.Table:
-        """The answer of KPI `name`, rows sorted as `factflow kpi` sorts them.
+    def kpi(
+        self,
+        name: str,
+        *,
+        by: Sequence[str] = (),
+        where: Mapping[str, Sequence[str]] | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> pa.Table:
+        """The answer of KPI `name`, rows sorted as `factflow kpi` sorts them; a metric KPI
+        grouped `by` other names, filtered `where` a name takes one of the given values, and
+        limited to facts `since`/`until` (inclusive days, UTC), as on the command line.
 
         Raises:
             DeclarationError: the app has no KPI of that name (the message lists them).
+            ConfigurationError: a group-by or filter the KPI does not take (the message lists
+                those it does).
         """
-        return answer_table(self._app(), name, self.warehouse, timeout=self.timeout)
+        return answer_table(
+            self._app(),
+            name,
+            self.warehouse,
+            by=by,
+            where=where,
+            since=since,
+            until=until,
+            timeout=self.timeout,
+        )
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table:
         """The result of one query; `$1`, `$2`, … in `sql` mark the `parameters`. A column name

@@ -1,5 +1,6 @@
 """Consumers bind a source, a consumer group and event types to pipelines; an App gathers them,
-with its KPIs and the bootstrap sources that replay history from the services' own data."""
+with its KPIs (see `factflow.insight.definitions`) and the bootstrap sources that replay history
+from the services' own data."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from factflow.errors import DeclarationError
+from factflow.insight.definitions import Kpi, KpiDefinition, Metric
+from factflow.insight.metric_sql import resolve_group_bys
 from factflow.model.declare import Dimension, Event, Fact
 from factflow.model.schema import Schema, compile_schema
 from factflow.model.upcasting import Upcaster
 from factflow.pipeline.builder import Pipeline
 from factflow.pipeline.sources import BootstrapSource
 
-__all__ = ["App", "Consumer", "Kpi"]
+__all__ = ["App", "Consumer", "Kpi", "Metric"]
 
 
 class Consumer:
@@ -57,35 +60,6 @@ class Consumer:
         return frozenset(event.__factflow_event__.type for event, _ in self.pipes)
 
 
-class Kpi:
-    """A named, documented question over the model, answered by one read-only SQL query.
-
-    `measures` names the columns that hold numbers; rows are sorted by the other columns.
-    `empty_row` is returned when the query yields nothing (for counts: `{"users": 0}`).
-    `owner` is who answers for the definition (a team or a person).
-    """
-
-    __slots__ = ("description", "empty_row", "measures", "name", "owner", "sql")
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        description: str,
-        sql: str,
-        measures: Sequence[str],
-        empty_row: dict[str, Any] | None = None,
-        owner: str | None = None,
-    ) -> None:
-        self.name = name
-        self.description = description
-        #: Who answers for the KPI's definition (a team or a person), shown by `factflow kpi`.
-        self.owner = owner
-        self.sql = sql
-        self.measures = tuple(measures)
-        self.empty_row = empty_row
-
-
 class App:
     """Everything a KPI service runs: its consumers (with their pipelines) and its KPIs.
 
@@ -101,7 +75,7 @@ class App:
         name: str,
         *,
         consumers: Iterable[Consumer],
-        kpis: Iterable[Kpi] = (),
+        kpis: Iterable[KpiDefinition] = (),
         sources: Iterable[BootstrapSource] = (),
         upcasters: Iterable[Upcaster[Any, Any]] = (),
     ) -> None:
@@ -109,7 +83,11 @@ class App:
         #: How payloads of older event versions become the versions the pipelines handle.
         self.upcasters = tuple(upcasters)
         self.consumers = tuple(consumers)
-        self.kpis = {kpi.name: kpi for kpi in kpis}
+        self.kpis: dict[str, KpiDefinition] = {}
+        for kpi in kpis:
+            if kpi.name in self.kpis:
+                raise DeclarationError(f"app {name!r} declares two KPIs named {kpi.name!r}")
+            self.kpis[kpi.name] = kpi
         self.sources: dict[str, BootstrapSource] = {}
         for source in sources:
             if not isinstance(source, BootstrapSource):
@@ -124,6 +102,9 @@ class App:
                 )
             self.sources[source.name] = source
         self._schema: Schema | None = None
+        for kpi in self.kpis.values():
+            if isinstance(kpi, Metric):
+                resolve_group_bys(kpi, self.schema)
 
     @property
     def events(self) -> tuple[type[Event], ...]:
@@ -163,7 +144,7 @@ class App:
             self._schema = compile_schema(facts, dimensions)
         return self._schema
 
-    def kpi(self, name: str) -> Kpi:
+    def kpi(self, name: str) -> KpiDefinition:
         try:
             return self.kpis[name]
         except KeyError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 from factflow._closing import ClosesOnExit
@@ -110,9 +111,20 @@ class Harness(ClosesOnExit):
             for row in self.rows(dimension, order_by=quote(key))
         ]
 
-    def kpi(self, name: str) -> list[dict[str, Any]]:
-        """The KPI's rows as `factflow kpi NAME --format json` prints them (decimals as text)."""
-        return to_json_rows(answer(self.app, name, self.warehouse))
+    def kpi(
+        self,
+        name: str,
+        *,
+        by: Sequence[str] = (),
+        where: Mapping[str, Sequence[str]] | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """The KPI's rows as `factflow kpi NAME --format json` prints them (decimals as text);
+        a metric asked `by`, `where`, `since` and `until` as `factflow kpi` asks it."""
+        return to_json_rows(
+            answer(self.app, name, self.warehouse, by=by, where=where, since=since, until=until)
+        )
 
     def dead_letters(self) -> list[StoredDeadLetter]:
         """The messages set aside, with their reasons, oldest first."""

@@ -1,10 +1,28 @@
-"""The five KPIs of banking.md, as read-only SQL over the model (DuckDB and PostgreSQL alike)."""
+"""The five KPIs of banking.md: the talk's question as SQL over the model, the others as metrics
+that can be grouped and filtered (`factflow kpi spend_by_currency --by month --where segment=plus`).
+Both answer alike on DuckDB and PostgreSQL."""
 
 from __future__ import annotations
 
-from factflow.pipeline.app import Kpi
+from factflow.insight.definitions import Count, CountDistinct, Kpi, Metric, Sum
+
+from .model import CardTransaction, Goal
 
 __all__ = ["KPIS"]
+
+#: What a transaction metric can be grouped and filtered by: its time, its own columns, and the
+#: user's segment (as it was then) and country, and the card's product.
+_TRANSACTION_GROUP_BYS = [
+    "month",
+    "day",
+    "currency",
+    "billing_currency",
+    "merchant_category",
+    "merchant_country",
+    "segment",
+    "country",
+    "product",
+]
 
 _NOT_DELETED_TRAVEL_GOAL = """
     SELECT user_id FROM dim_goal
@@ -31,64 +49,46 @@ KPIS = (
         measures=["users"],
         empty_row={"users": 0},
     ),
-    Kpi(
+    Metric(
         "active_users_by_month",
         description=(
             "Distinct users with at least one settled transaction, per calendar month (UTC)."
         ),
-        sql="""
-            SELECT substr(CAST(occurred_at AS VARCHAR), 1, 7) AS month,
-                   count(DISTINCT user_id) AS users
-            FROM fact_card_transaction
-            GROUP BY 1
-            ORDER BY 1
-        """,
+        of=CardTransaction,
+        measure=CountDistinct("user_id", name="users"),
+        by=["month"],
+        group_bys=_TRANSACTION_GROUP_BYS,
         owner="analytics",
-        measures=["users"],
     ),
-    Kpi(
+    Metric(
         "spend_by_currency",
         description="Sum of billing_amount per transaction currency and billing currency.",
-        sql="""
-            SELECT currency, billing_currency, sum(billing_amount) AS billing_amount
-            FROM fact_card_transaction
-            GROUP BY 1, 2
-            ORDER BY 1, 2
-        """,
+        of=CardTransaction,
+        measure=Sum("billing_amount"),
+        by=["currency", "billing_currency"],
+        group_bys=_TRANSACTION_GROUP_BYS,
         owner="analytics",
-        measures=["billing_amount"],
     ),
-    Kpi(
+    Metric(
         "goals_by_category",
         description="Number of goals that are not deleted, per category.",
-        sql="""
-            SELECT category, count(*) AS goals
-            FROM dim_goal
-            WHERE category IS NOT NULL AND NOT coalesce(deleted, false)
-            GROUP BY 1
-            ORDER BY 1
-        """,
+        of=Goal,
+        measure=Count(name="goals"),
+        by=["category"],
+        group_bys=["currency", "segment", "country"],
+        filters=["category IS NOT NULL", "NOT coalesce(deleted, false)"],
         owner="analytics",
-        measures=["goals"],
     ),
-    Kpi(
+    Metric(
         "spend_by_segment",
         description=(
             "Sum of billing_amount per billing currency and per the user's segment as it was "
             "when the transaction occurred ('unknown' when none was set by then)."
         ),
-        sql="""
-            SELECT coalesce(h.segment, 'unknown') AS segment, t.billing_currency,
-                   sum(t.billing_amount) AS billing_amount
-            FROM fact_card_transaction AS t
-            LEFT JOIN dim_user__history AS h
-              ON h.user_id = t.user_id
-             AND h.valid_from <= t.occurred_at
-             AND (h.valid_to IS NULL OR t.occurred_at < h.valid_to)
-            GROUP BY 1, 2
-            ORDER BY 1, 2
-        """,
+        of=CardTransaction,
+        measure=Sum("billing_amount"),
+        by=["segment", "billing_currency"],
+        group_bys=_TRANSACTION_GROUP_BYS,
         owner="analytics",
-        measures=["billing_amount"],
     ),
 )

@@ -1,0 +1,258 @@
+"""The SQL of a metric's answer: its measures over its fact, grouped and filtered as asked.
+
+Names the user gives (`--by segment`, `--where currency=EUR`) are looked up among the metric's
+group-bys and turned into expressions built from the model's own (quoted) identifiers; values
+and dates travel as query parameters. Nothing a user types is spliced into the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+
+from factflow.errors import ConfigurationError, DeclarationError
+from factflow.insight.definitions import TIME_GROUP_BYS, Metric
+from factflow.model.declare import Fact
+from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.warehouse.ddl import quote
+
+__all__ = ["Question", "metric_sql", "resolve_group_bys"]
+
+#: How a member without a value of a dimension's text attribute is grouped.
+UNKNOWN = "unknown"
+_SOURCE = "f"
+
+#: `occurred_at` cut into periods, per backend (both keep UTC instants).
+_PERIODS: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "month": "strftime({column}, '%Y-%m')",
+        "day": "strftime({column}, '%Y-%m-%d')",
+        "year": "strftime({column}, '%Y')",
+    },
+    "postgresql": {
+        "month": "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')",
+        "day": "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "year": "to_char({column} AT TIME ZONE 'UTC', 'YYYY')",
+    },
+}
+
+
+class Question(msgspec.Struct, frozen=True):
+    """What is asked of a KPI: its grouping (empty: the KPI's own), filters and period.
+
+    `where` maps a group-by name to the values it may take (one row matches any of them);
+    `since` and `until` are inclusive days (UTC) of the facts' `occurred_at`.
+    """
+
+    by: tuple[str, ...] = ()
+    where: Mapping[str, Sequence[str]] = msgspec.field(default_factory=dict)
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """Nothing asked beyond the KPI's own definition."""
+        return not (self.by or self.where or self.since or self.until)
+
+
+class _Join(msgspec.Struct, frozen=True):
+    alias: str
+    sql: str
+
+
+class _Term(msgspec.Struct, frozen=True):
+    """What a group-by name stands for: an expression, whether it is text, the join it needs."""
+
+    name: str
+    expression: str
+    text: bool
+    join: _Join | None = None
+
+
+def resolve_group_bys(metric: Metric, schema: Schema, dialect: str = "duckdb") -> None:
+    """Raise `DeclarationError` when a metric's fact or group-bys are not in the model."""
+    source = _source(metric, schema)
+    for name in metric.group_bys:
+        _term(name, metric, source, schema, dialect)
+    for measure in metric.measure_list:
+        if measure.column is not None and measure.column not in source.table.column_names:
+            raise DeclarationError(
+                f"metric {metric.name!r} measures {measure.column!r}, which {source.table.name} "
+                f"does not have; its columns: {', '.join(source.table.column_names)}"
+            )
+
+
+def metric_sql(
+    metric: Metric,
+    schema: Schema,
+    question: Question,
+    *,
+    dialect: str,
+    placeholder: Callable[[int], str],
+) -> tuple[str, list[Any]]:
+    """The query answering `question` of `metric`, and its parameters.
+
+    `placeholder(n)` spells the n-th parameter (1-based) for the connection that runs it.
+
+    Raises:
+        ConfigurationError: a group-by or filter the metric does not allow (the message lists
+            those it does), or a period asked of a metric without time.
+    """
+    _check_names(metric, question)
+    source = _source(metric, schema)
+    by = question.by or metric.default_by
+    terms = {name: _term(name, metric, source, schema, dialect) for name in (*by, *question.where)}
+    parameters: list[Any] = []
+
+    def parameter(value: Any) -> str:
+        parameters.append(value)
+        return placeholder(len(parameters))
+
+    conditions = [
+        _matches(terms[name], values, parameter) for name, values in question.where.items()
+    ]
+    if question.since is not None or question.until is not None:
+        if not source.is_fact:
+            raise ConfigurationError(
+                f"KPI {metric.name!r} counts dimension members, which have no time: it takes "
+                "no --from or --to"
+            )
+        occurred = f"{_SOURCE}.occurred_at"
+        if question.since is not None:
+            conditions.append(f"{occurred} >= {parameter(_instant(question.since, dialect))}")
+        if question.until is not None:
+            end = question.until + timedelta(days=1)
+            conditions.append(f"{occurred} < {parameter(_instant(end, dialect))}")
+    groups = [f"{terms[name].expression} AS {quote(terms[name].name)}" for name in by]
+    measures = [
+        f"{m.expression(None if m.column is None else f'{_SOURCE}.{quote(m.column)}')} "
+        f"AS {quote(m.name)}"
+        for m in metric.measure_list
+    ]
+    joins = dict.fromkeys(term.join for term in terms.values() if term.join is not None)
+    positions = ", ".join(str(i) for i in range(1, len(groups) + 1))
+    parts = (
+        f"SELECT {', '.join([*groups, *measures])}",
+        f"FROM {source.relation} AS {_SOURCE}",
+        *(join.sql for join in joins),
+        f"WHERE {' AND '.join(conditions)}" if conditions else "",
+        f"GROUP BY {positions} ORDER BY {positions}" if groups else "",
+    )
+    return " ".join(part for part in parts if part), parameters
+
+
+class _Source(msgspec.Struct, frozen=True):
+    table: Table
+    relation: str  # the table, with the metric's own filters applied
+    is_fact: bool
+    references: dict[str, str]  # column → dimension table
+
+
+def _source(metric: Metric, schema: Schema) -> _Source:
+    class_name = metric.of.__name__
+    if issubclass(metric.of, Fact):
+        fact = next((f for f in schema.facts if f.class_name == class_name), None)
+        if fact is not None:
+            return _Source(fact.table, _filtered(fact.table, metric), True, fact.references)
+    else:
+        dim = next((d for d in schema.dimensions if d.class_name == class_name), None)
+        if dim is not None:
+            return _Source(dim.current, _filtered(dim.current, metric), False, dim.references)
+    raise DeclarationError(
+        f"metric {metric.name!r} measures {class_name}, which no pipeline of the app writes"
+    )
+
+
+def _filtered(table: Table, metric: Metric) -> str:
+    if not metric.filters:
+        return quote(table.name)
+    # In a subquery of its own, the definition's conditions see the source's columns only,
+    # whatever the dimensions joined to it call theirs.
+    conditions = " AND ".join(f"({condition})" for condition in metric.filters)
+    return f"(SELECT * FROM {quote(table.name)} WHERE {conditions})"
+
+
+def _term(name: str, metric: Metric, source: _Source, schema: Schema, dialect: str) -> _Term:
+    column = f"{_SOURCE}.{quote(name)}"
+    if name in TIME_GROUP_BYS:
+        if not source.is_fact:
+            raise DeclarationError(
+                f"metric {metric.name!r} counts dimension members, which have no time: it "
+                f"cannot be grouped by {name!r}"
+            )
+        period = _PERIODS[dialect][name].format(column=f"{_SOURCE}.occurred_at")
+        return _Term(name, period, text=True)
+    if name in source.table.column_names:
+        kind = next(c.type for c in source.table.columns if c.name == name)
+        return _Term(name, column, text=kind is ColumnType.TEXT)
+    qualifier, _, attribute = name.rpartition(".")
+    found = [
+        (field, dim)
+        for field, table in source.references.items()
+        for dim in [_dimension(schema, table)]
+        if attribute in dim.attributes
+        and (not qualifier or qualifier in (field, dim.name, dim.class_name.lower()))
+    ]
+    if not found:
+        raise DeclarationError(
+            f"metric {metric.name!r} cannot be grouped by {name!r}: it is neither a column of "
+            f"{source.table.name} nor an attribute of a dimension it refers to"
+        )
+    if len(found) > 1:
+        spelled = ", ".join(f"{dim.class_name.lower()}.{attribute}" for _, dim in found)
+        raise DeclarationError(
+            f"metric {metric.name!r}: {name!r} is an attribute of several dimensions; "
+            f"name one of {spelled}"
+        )
+    field, dim = found[0]
+    join = _join(field, dim, source.is_fact)
+    kind = next(c.type for c in dim.current.columns if c.name == attribute)
+    value = f"{join.alias}.{quote(attribute)}"
+    if kind is ColumnType.TEXT:
+        return _Term(attribute, f"coalesce({value}, '{UNKNOWN}')", text=True, join=join)
+    return _Term(attribute, value, text=False, join=join)
+
+
+def _dimension(schema: Schema, table: str) -> DimensionSpec:
+    return schema.dimension(table)
+
+
+def _join(field: str, dim: DimensionSpec, point_in_time: bool) -> _Join:
+    alias = quote(f"{field}__{dim.name}")
+    on = f"{alias}.{quote(dim.key)} = {_SOURCE}.{quote(field)}"
+    if point_in_time and dim.history is not None:
+        # A type 2 dimension: the version valid when the fact occurred.
+        occurred = f"{_SOURCE}.occurred_at"
+        return _Join(
+            alias,
+            f"LEFT JOIN {quote(dim.history.name)} AS {alias} ON {on} "
+            f"AND {alias}.valid_from <= {occurred} "
+            f"AND ({alias}.valid_to IS NULL OR {occurred} < {alias}.valid_to)",
+        )
+    return _Join(alias, f"LEFT JOIN {quote(dim.current.name)} AS {alias} ON {on}")
+
+
+def _matches(term: _Term, values: Sequence[str], parameter: Callable[[Any], str]) -> str:
+    expression = term.expression if term.text else f"CAST({term.expression} AS VARCHAR)"
+    return f"{expression} IN ({', '.join(parameter(str(v)) for v in values)})"
+
+
+def _instant(day: date, dialect: str) -> datetime:
+    midnight = datetime.combine(day, time(), UTC)
+    # DuckDB keeps UTC instants in zone-less TIMESTAMP columns; PostgreSQL in timestamptz.
+    return midnight.replace(tzinfo=None) if dialect == "duckdb" else midnight
+
+
+def _check_names(metric: Metric, question: Question) -> None:
+    unknown = [name for name in (*question.by, *question.where) if name not in metric.group_bys]
+    if unknown:
+        raise ConfigurationError(
+            f"KPI {metric.name!r} cannot be grouped or filtered by "
+            f"{', '.join(map(repr, unknown))}; it can by: {', '.join(metric.group_bys)}"
+        )
+    empty = [name for name, values in question.where.items() if not values]
+    if empty:
+        raise ConfigurationError(f"--where {empty[0]}= needs a value")
