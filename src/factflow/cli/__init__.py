@@ -24,6 +24,7 @@ COMMANDS = {
     "query": "factflow.cli.query",
     "dlq": "factflow.cli.dlq",
     "status": "factflow.cli.status",
+    "serve": "factflow.cli.serve",
     "contracts": "factflow.cli.contracts",
     "schema": "factflow.cli.schema",
     "new": "factflow.cli.new",

@@ -43,6 +43,7 @@ def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
         "query",
         "dlq",
         "status",
+        "serve",
     )
     return {command: dict(settings) for command in commands} | {
         "dlq": {command: dict(settings) for command in ("list", "show", "replay")},
