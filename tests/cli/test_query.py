@@ -11,10 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from factflow.cli import main
-from factflow.examples.banking import app
 from filled_warehouse import filled_warehouse
 
-SPEND = app.kpi("spend_by_currency").sql
+SPEND = (
+    "SELECT currency, billing_currency, sum(billing_amount) AS billing_amount "
+    "FROM fact_card_transaction GROUP BY 1, 2 ORDER BY 1, 2"
+)
 
 
 def factflow(*args: str, stdin: str | None = None) -> Result:

@@ -21,6 +21,7 @@ from factflow.runtime.replay import ReplayOutcome, replay_dead_letters
 from factflow.runtime.writer import Backoff
 from factflow.testing import Harness, envelope
 from factflow.warehouse.base import QueryResult, StoredDeadLetter, Warehouse
+from factflow.warehouse.ddl import Dialect
 
 
 def bank(
@@ -242,6 +243,10 @@ class Faulty:
 
     def __init__(self, inner: Warehouse, error: BaseException, fail_at: int) -> None:
         self.inner, self.error, self.fail_at, self.writes = inner, error, fail_at, 0
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.inner.dialect
 
     def prepare(self, schema: Schema) -> None:
         self.inner.prepare(schema)

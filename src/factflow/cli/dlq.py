@@ -13,7 +13,7 @@ from rich.table import Table
 from factflow.cli.locations import load_app, open_warehouse
 from factflow.cli.output import progress, stdout
 from factflow.cli.schema import model_warehouse
-from factflow.cli.settings import app_option, fail, warehouse_option
+from factflow.cli.settings import app_option, fail, max_message_size_option, warehouse_option
 from factflow.errors import ConfigurationError, FactflowError
 from factflow.runtime.replay import DEFAULT_BATCH_SIZE, ReplayOutcome, replay_dead_letters
 from factflow.warehouse.base import StoredDeadLetter
@@ -163,7 +163,10 @@ def show(letter_id: str, warehouse: str, output: str) -> None:
     show_default=True,
     help="Dead letters per warehouse transaction.",
 )
-def replay(app: str, warehouse: str, event_type: str | None, batch_size: int) -> None:
+@max_message_size_option
+def replay(
+    app: str, warehouse: str, event_type: str | None, batch_size: int, max_message_size: int
+) -> None:
     """Run dead letters through the app's current pipelines again, after a fix.
 
     Those that now succeed become rows and are removed; those that fail again stay, with their
@@ -189,7 +192,12 @@ def replay(app: str, warehouse: str, event_type: str | None, batch_size: int) ->
                 )
 
             outcome = replay_dead_letters(
-                the_app, store, event_type, batch_size=batch_size, on_progress=advance
+                the_app,
+                store,
+                event_type,
+                batch_size=batch_size,
+                on_progress=advance,
+                max_message_size=max_message_size,
             )
     except FactflowError as error:
         raise fail(error) from None

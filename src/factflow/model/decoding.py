@@ -8,32 +8,53 @@ from typing import Any
 
 import msgspec
 
-from factflow.errors import DeclarationError, DecodeError, UnknownEventError
+from factflow.errors import ConfigurationError, DeclarationError, DecodeError, UnknownEventError
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.declare import Event
 from factflow.model.envelope import Envelope, RawEnvelope
 from factflow.model.types import decode_hook
 from factflow.model.upcasting import Upcaster
 
-__all__ = ["EventDecoder"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "EventDecoder"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+"""The largest message decoded, in bytes (1 MiB); a larger one becomes a dead letter unparsed.
+A banking event is a few hundred bytes: this bounds the memory and time one message can take
+long before the transports' own limits (64 MiB)."""
 
 _envelope_decoder = msgspec.json.Decoder(RawEnvelope)
 _any_decoder = msgspec.json.Decoder()
 _PATH = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`\Z")
 _MISSING = re.compile(r"Object missing required field `(\w+)`")
 _WRONG_TYPE = re.compile(r"Expected `([^`]+)`, got `[^`]+`\Z")
+_TOO_DEEP = "not a valid JSON envelope: arrays or objects nested too deeply to decode"
+#: What msgspec raises besides `msgspec.DecodeError` on bytes that are no JSON it can read.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class EventDecoder:
     """Decodes messages for a fixed set of event classes.
 
     >>> decoder = EventDecoder([TransactionSettled])
-    >>> envelopes, dead_letters = decoder.decode_batch(messages)
+    >>> envelopes, raws, dead_letters = decoder.decode_batch(messages)
+
+    Args:
+        events: the event classes (type and version) it decodes; others are unknown.
+        upcasters: how older versions become handled ones.
+        max_message_size: the largest message in bytes; a larger one is refused *before*
+            parsing (`DecodeError`), so that no message costs more memory than about that.
     """
 
     def __init__(
-        self, events: Iterable[type[Event]], upcasters: Iterable[Upcaster[Any, Any]] = ()
+        self,
+        events: Iterable[type[Event]],
+        upcasters: Iterable[Upcaster[Any, Any]] = (),
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
+        if max_message_size < 1:
+            raise ConfigurationError(f"max_message_size must be 1 or more, got {max_message_size}")
+        self.max_message_size = max_message_size
         self._payload_decoders: dict[tuple[str, int], msgspec.json.Decoder[Any]] = {}
         handled = set()
         for cls in events:
@@ -54,11 +75,18 @@ class EventDecoder:
         self.known = frozenset(self._payload_decoders)
 
     def decode(self, raw: bytes) -> Envelope[Any]:
-        """Decode one message; raises `DecodeError` or `UnknownEventError` saying what is wrong."""
+        """Decode one message; raises `DecodeError` or `UnknownEventError` saying what is wrong
+        (and nothing else, whatever the bytes)."""
+        if len(raw) > self.max_message_size:
+            raise DecodeError(self._too_large(len(raw)))
         try:
             head = _envelope_decoder.decode(raw)
         except msgspec.DecodeError as error:
             raise DecodeError(_envelope_problem(error, raw)) from None
+        except UnicodeDecodeError as error:  # msgspec checks UTF-8 only inside strings
+            raise DecodeError(_not_utf8(error)) from None
+        except RecursionError:  # msgspec decodes nested arrays and objects recursively
+            raise DecodeError(_TOO_DEEP) from None
         decoder = self._payload_decoders.get((head.type, head.version))
         if decoder is None:
             raise UnknownEventError(self._unknown(head.type, head.version))
@@ -66,6 +94,10 @@ class EventDecoder:
             data = decoder.decode(head.data)
         except msgspec.DecodeError as error:
             raise DecodeError(_payload_problem(error, head.type, head.data)) from None
+        except UnicodeDecodeError as error:
+            raise DecodeError(f"{head.type}: {_not_utf8(error)}") from None
+        except RecursionError:
+            raise DecodeError(f"{head.type}: {_TOO_DEEP}") from None
         version = head.version
         if self._upcasts:
             chain = self._upcasts.get((head.type, version))
@@ -92,10 +124,20 @@ class EventDecoder:
             try:
                 envelopes.append(decode(raw))
             except (DecodeError, UnknownEventError) as error:
-                dead.append(DeadLetter.of(bytes(raw), str(error), *_identify(raw)))
+                # Never parse an oversized message, not even to find its type and id.
+                found = _identify(raw) if len(raw) <= self.max_message_size else (None, None)
+                dead.append(DeadLetter.of(bytes(raw), str(error), *found))
             else:
                 raws.append(raw)
         return envelopes, raws, dead
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"message of {size} bytes is larger than the maximum message size of "
+            f"{self.max_message_size} bytes, so it was not parsed; if it is a real event, raise "
+            "the limit (factflow run --max-message-size, FACTFLOW_MAX_MESSAGE_SIZE) and replay "
+            "it (factflow dlq replay)"
+        )
 
     def _unknown(self, type_: str, version: int) -> str:
         versions = sorted(v for t, v in self.known if t == type_)
@@ -155,6 +197,14 @@ def _upcast(
     return data, version
 
 
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    byte = error.object[error.start : error.start + 1].hex() if error.object else "?"
+    return (
+        f"not valid UTF-8: a string holds the byte 0x{byte} ({error.reason}); the event "
+        "contract wants UTF-8 JSON"
+    )
+
+
 def _envelope_problem(error: msgspec.DecodeError, raw: bytes) -> str:
     message = str(error)
     if isinstance(error, msgspec.ValidationError):
@@ -193,7 +243,7 @@ def _lookup(document: bytes, path: str) -> str:
         node: Any = _any_decoder.decode(document)
         for step in re.findall(r"\.(\w+)|\[(\d+)\]", path):
             node = node[step[0]] if step[0] else node[int(step[1])]
-    except (msgspec.DecodeError, KeyError, IndexError, TypeError):
+    except (*_UNREADABLE, KeyError, IndexError, TypeError):
         return "an unreadable value"
     return msgspec.json.encode(node).decode()
 
@@ -202,7 +252,7 @@ def _identify(raw: bytes) -> tuple[str | None, str | None]:
     """Best-effort `type` and `id` of a rejected message, for finding it again."""
     try:
         document = _any_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return None, None
     if not isinstance(document, dict):
         return None, None

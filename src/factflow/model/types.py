@@ -33,7 +33,8 @@ def decode_hook(kind: type[Any], value: Any) -> Any:
         if type(value) is str and _MONEY_TEXT.match(value):
             return Money(value)
         raise ValueError(
-            f"must be a decimal string with at most {MONEY_SCALE} decimal places, got "
+            f"must be a decimal string with at most {MONEY_SCALE} decimal places and "
+            f"{MONEY_PRECISION - MONEY_SCALE} digits before the point, got "
             f"{_show(value)}"
         )
     raise NotImplementedError(f"factflow cannot decode values of type {kind!r}")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+from factflow.errors import TransientError
 from factflow.model.dead_letter import DeadLetter
-from factflow.model.decoding import EventDecoder
+from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE, EventDecoder
 from factflow.model.envelope import Envelope
 from factflow.pipeline.app import App
 from factflow.pipeline.builder import Pipeline
 from factflow.pipeline.changes import ChangeSet
 from factflow.pipeline.work import Work
+from factflow.runtime.conflicts import conflicts_in_batch, drop_envelopes, stored_conflicts
+from factflow.warehouse.base import Warehouse
 
 __all__ = ["BatchProcessor"]
+
+log = logging.getLogger("factflow.runtime")
 
 
 class BatchProcessor:
@@ -21,11 +27,29 @@ class BatchProcessor:
 
     Bad messages become dead letters; an event a pipeline fails on becomes a dead letter with the
     failure as reason, found by splitting the failing slice until the culprits are isolated.
+
+    Args:
+        app: the app whose pipelines run.
+        group: the consumer group whose pipelines run (None: all of them).
+        max_message_size: the largest message decoded, in bytes; a larger one becomes a dead
+            letter without being parsed.
+        warehouse: the warehouse the batches go to, to find envelopes whose id it already
+            holds with other values (`factflow.runtime.conflicts`); None skips that lookup
+            (an envelope that reuses an id of the same batch is always found).
     """
 
-    def __init__(self, app: App, group: str | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        group: str | None = None,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        warehouse: Warehouse | None = None,
+    ) -> None:
         self.routes = app.pipelines_by_type(group)
-        self.decoder = EventDecoder(app.events, app.upcasters)
+        self.schema = app.schema
+        self.warehouse = warehouse
+        self.decoder = EventDecoder(app.events, app.upcasters, max_message_size=max_message_size)
         self.event_types = frozenset(self.routes)
         #: What the group subscribes to: the types it handles and, as `<domain>.*`, every other
         #: type of those domains, so that an unknown type becomes a dead letter, never unseen.
@@ -48,7 +72,30 @@ class BatchProcessor:
             changes.note_seen(event_type, len(events), max(e.occurred_at for e in events))
             for pipeline in pipelines:
                 self._run_isolating(pipeline, events, raw_of, changes)
+        self._set_aside_conflicts(envelopes, changes, raw_of)
         return changes
+
+    def _set_aside_conflicts(
+        self, envelopes: list[Envelope[Any]], changes: ChangeSet, raw_of: _RawOf
+    ) -> None:
+        """Envelopes reusing an id with other contents become dead letters: first those that
+        differ from what the warehouse holds under their id, then, of the rest, those that
+        differ from an earlier envelope of the batch (`factflow.runtime.conflicts`)."""
+        refused: list[tuple[Envelope[Any], str]] = []
+        if self.warehouse is not None:
+            try:
+                refused = stored_conflicts(self.schema, changes, self.warehouse)
+            except TransientError as error:
+                # The write that follows waits for the warehouse; the batch is not held back
+                # for a check that only finds a publisher's mistake.
+                log.warning("cannot check envelope ids against the warehouse: %s", error)
+        gone = {id(envelope) for envelope, _ in refused}
+        refused += conflicts_in_batch(
+            [e for e in envelopes if id(e) not in gone and e.type in self.routes]
+        )
+        if refused:
+            drop_envelopes(changes, (envelope for envelope, _ in refused))
+            _set_aside(refused, raw_of, changes)
 
     def _run_isolating(
         self,
@@ -77,6 +124,15 @@ class BatchProcessor:
             self._run_isolating(pipeline, events[middle:], raw_of, changes)
             return
         changes.merge(work.changes)
+
+
+def _set_aside(
+    refused: list[tuple[Envelope[Any], str]], raw_of: _RawOf, changes: ChangeSet
+) -> None:
+    for envelope, reason in refused:
+        changes.dead_letters.append(
+            DeadLetter.of(raw_of(envelope) or b"", reason, envelope.type, envelope.id)
+        )
 
 
 class _RawOf:

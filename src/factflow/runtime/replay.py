@@ -23,6 +23,7 @@ import msgspec
 
 from factflow.errors import TerminalError
 from factflow.model.dead_letter import DeadLetter
+from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE
 from factflow.pipeline.app import App
 from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
@@ -73,6 +74,7 @@ def replay_dead_letters(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[ReplayOutcome, int], None] | None = None,
     backoff: Backoff | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> ReplayOutcome:
     """Re-run the stored dead letters (of `event_type`: a type, or a domain as `card.*`) through
     every pipeline of `app`, `batch_size` letters per transaction; return what became of them.
@@ -80,7 +82,8 @@ def replay_dead_letters(
     Letters without a known type (not JSON, no `type` field) are only replayed without
     `event_type`. `on_progress(done, total)` is called after each page with the running outcome
     and the number of letters there were to replay when it began. A warehouse that is
-    unavailable is retried with `backoff`, as the consumer does.
+    unavailable is retried with `backoff`, as the consumer does. `max_message_size` is the
+    largest message decoded (a letter set aside for its size replays once it is raised).
 
     Raises:
         ConfigurationError: `event_type` is neither a type nor a domain pattern.
@@ -88,7 +91,8 @@ def replay_dead_letters(
     if event_type is not None:
         event_type_condition(event_type)  # a malformed pattern fails before anything is touched
     warehouse.prepare(app.schema)
-    replayer = _Replayer(BatchProcessor(app), warehouse, backoff or Backoff())
+    processor = BatchProcessor(app, max_message_size=max_message_size, warehouse=warehouse)
+    replayer = _Replayer(processor, warehouse, backoff or Backoff())
     total = _count(warehouse, event_type) if on_progress is not None else 0
     done = ReplayOutcome()
     after = ""  # every id sorts after it

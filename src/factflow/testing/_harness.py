@@ -46,7 +46,7 @@ class Harness(ClosesOnExit):
         self.app = app
         self.warehouse = warehouse or DuckDBWarehouse(None)
         self.warehouse.prepare(app.schema)
-        self._writer = BatchWriter(BatchProcessor(app), self.warehouse)
+        self._writer = BatchWriter(BatchProcessor(app, warehouse=self.warehouse), self.warehouse)
         self._deliveries: list[str] = []
 
     def deliver(
