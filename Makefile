@@ -28,7 +28,7 @@ typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
 pytest: $(INSTALLED)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not (reliability and slow)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) factflow-demo .pytest_cache .mypy_cache .ruff_cache
@@ -44,3 +44,17 @@ $(BENCH_INSTALLED): $(INSTALLED) benchmarks/requirements.txt
 .PHONY: bench
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# make reliability   the fault-injection suite of issue 8 (tests/reliability; several minutes,
+#                    private PostgreSQL and RabbitMQ servers of its own for the outages): writes
+#                    its table of scenarios into docs/reliability.md. `make test` runs its fast
+#                    scenarios only (those not marked slow).
+RELIABILITY_RESULTS := .pytest_cache/reliability-results.json
+
+.PHONY: reliability
+reliability: $(INSTALLED)
+	rm -f $(RELIABILITY_RESULTS)
+	FACTFLOW_RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(BIN)/pytest -m reliability \
+		tests/reliability $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/python -m tests.reliability.report $(RELIABILITY_RESULTS) --into docs/reliability.md \
+		&& exit $$status

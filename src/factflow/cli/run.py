@@ -14,7 +14,13 @@ from factflow._urls import redact
 from factflow.cli.locations import load_app, open_transport
 from factflow.cli.logs import configure_logging
 from factflow.cli.schema import model_warehouse
-from factflow.cli.settings import app_option, fail, transport_option, warehouse_option
+from factflow.cli.settings import (
+    app_option,
+    fail,
+    max_message_size_option,
+    transport_option,
+    warehouse_option,
+)
 from factflow.errors import FactflowError
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
 from factflow.runtime.http import serve_metrics
@@ -61,6 +67,7 @@ log = logging.getLogger("factflow.cli")
     help="auto: JSON lines unless stderr is a terminal.",
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@max_message_size_option
 def run(
     app: str,
     transport: str,
@@ -72,6 +79,7 @@ def run(
     metrics_port: int | None,
     log_format: str,
     log_level: str,
+    max_message_size: int,
 ) -> None:
     """Consume events and keep the warehouse up to date, until SIGTERM or Ctrl-C.
 
@@ -117,6 +125,7 @@ def run(
                         batch_size=batch_size,
                         max_wait=max_wait,
                         stop_when_idle=until_idle,
+                        max_message_size=max_message_size,
                     ),
                     stop=stop,
                     metrics=metrics,

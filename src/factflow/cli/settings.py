@@ -11,16 +11,25 @@ import click
 
 from factflow.cli.locations import DEFAULT_APP, DEFAULT_TRANSPORT, DEFAULT_WAREHOUSE
 from factflow.errors import ConfigurationError, FactflowError
+from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["app_option", "fail", "load_defaults", "transport_option", "warehouse_option"]
+__all__ = [
+    "app_option",
+    "fail",
+    "load_defaults",
+    "max_message_size_option",
+    "transport_option",
+    "warehouse_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_FILE = Path("factflow.toml")
-_SHARED = ("app", "warehouse", "transport", "group")
+_SHARED = ("app", "warehouse", "transport", "group", "max_message_size")
 
 
 def load_defaults(path: Path = CONFIG_FILE) -> dict[str, Any]:
-    """Defaults for every command from `factflow.toml` (keys: app, warehouse, transport, group)."""
+    """Defaults for every command from `factflow.toml` (keys: app, warehouse, transport, group,
+    max_message_size)."""
     if not path.exists():
         return {}
     try:
@@ -80,6 +89,17 @@ def transport_option(function: F) -> F:
         default=DEFAULT_TRANSPORT,
         show_default=True,
         help="Where events travel, e.g. log:///factflow-log.",
+    )(function)
+
+
+def max_message_size_option(function: F) -> F:
+    return click.option(
+        "--max-message-size",
+        envvar="FACTFLOW_MAX_MESSAGE_SIZE",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        show_default=True,
+        help="Largest message in bytes; a larger one becomes a dead letter without being parsed.",
     )(function)
 
 

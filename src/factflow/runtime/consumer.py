@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import msgspec
 
-from factflow.errors import ConfigurationError, TransportUnavailable
+from factflow import _faults
+from factflow.errors import ConfigurationError, TransientError, TransportUnavailable
+from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE
 from factflow.pipeline.app import App
 from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.metrics import Metrics
@@ -34,6 +36,8 @@ class ConsumerOptions(msgspec.Struct, frozen=True):
         stop_when_idle: return once a fetch finds nothing (for demos, tests and catch-up runs).
         backoff: waits between retries when the transport or the warehouse is unavailable.
         backlog_every: seconds between two readings of the transport's backlog (for metrics).
+        max_message_size: the largest message decoded, in bytes; a larger one becomes a dead
+            letter without being parsed.
     """
 
     group: str = "kpi"
@@ -42,6 +46,7 @@ class ConsumerOptions(msgspec.Struct, frozen=True):
     stop_when_idle: bool = False
     backoff: Backoff = Backoff()
     backlog_every: float = 5.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
 def run_consumer(
@@ -59,17 +64,20 @@ def run_consumer(
     Every batch is written in one transaction and acknowledged only after it committed; the
     batch in hand when `stop` is set is finished and acknowledged before returning. A lost
     transport is reconnected with backoff; a warehouse that is down is retried with backoff,
-    acknowledging nothing meanwhile.
+    acknowledging nothing meanwhile, also when it is down at the start (preparing the model).
     """
     options = options or ConsumerOptions()
     stop = stop or threading.Event()
-    processor = BatchProcessor(app, options.group)
+    processor = BatchProcessor(
+        app, options.group, max_message_size=options.max_message_size, warehouse=warehouse
+    )
     if not processor.event_types:
         raise ConfigurationError(
             f"app {app.name!r} has no consumer in group {options.group!r}; "
             f"its groups are: {', '.join(app.groups) or 'none'}"
         )
-    warehouse.prepare(app.schema)
+    if not _prepare(warehouse, app, options.backoff, stop):
+        return BatchOutcome()
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
@@ -90,6 +98,7 @@ def run_consumer(
             except Stopped:
                 log.warning("stopping with %d messages unacknowledged", len(messages))
                 break
+            _faults.reached("commit-before-ack")
             reader.commit()
             total.add(outcome)
             if metrics is not None:
@@ -97,6 +106,22 @@ def run_consumer(
             if on_batch is not None:
                 on_batch(outcome)
     return total
+
+
+def _prepare(warehouse: Warehouse, app: App, backoff: Backoff, stop: threading.Event) -> bool:
+    """Create what the model lacks, waiting with backoff for a warehouse that is unavailable:
+    a service started while its database restarts waits, as it does for a batch, instead of
+    exiting. False if `stop` was set first."""
+    next_wait = backoff.waits()
+    while True:
+        try:
+            warehouse.prepare(app.schema)
+            return True
+        except TransientError as error:
+            wait = next_wait()
+            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
+            if stop.wait(wait):
+                return False
 
 
 class _Reader:

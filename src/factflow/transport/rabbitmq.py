@@ -53,6 +53,7 @@ from factflow.transport.log import MAX_BODY
 
 try:
     import pika
+    import pika.adapters.utils.connection_workflow
     import pika.exceptions
     import pika.spec
 except ImportError:  # pragma: no cover - depends on the installed extras
@@ -97,8 +98,14 @@ _REFUSED = (
     pika.exceptions.ProbableAccessDeniedError,
 )
 # Everything else pika raises when the broker, the network or a channel goes away. OSError is
-# there for socket errors raised before pika wraps them.
-_LOST = (pika.exceptions.AMQPError, OSError)
+# there for socket errors raised before pika wraps them; AMQPConnectorException for a broker
+# that accepts the TCP connection but never completes the handshake (paused, overloaded): pika
+# raises its connection workflow's own error then (AMQPConnectorStackTimeout), no AMQPError.
+_LOST = (
+    pika.exceptions.AMQPError,
+    OSError,
+    pika.adapters.utils.connection_workflow.AMQPConnectorException,
+)
 
 
 class RabbitMQTransport(ClosesOnExit):
@@ -309,7 +316,9 @@ class RabbitMQSubscription(ClosesOnExit):
         messages fetched and not committed (none at all once that many are held).
         While both have messages, live events fill at least `1 - BOOTSTRAP_SHARE` of a batch
         and the bootstrap queue the rest: a bootstrap never starves live traffic, nor the
-        reverse. Raises `TransportUnavailable` when the connection or channel is lost.
+        reverse. Raises `TransportUnavailable` when the connection or channel is lost, or when
+        nothing arrived and the broker does not answer a round trip (an empty result means empty
+        queues, not a broker that stopped answering).
         """
         self._check_usable()
         if max_messages < 1:
@@ -340,6 +349,7 @@ class RabbitMQSubscription(ClosesOnExit):
         from_bootstrap = min(len(bootstrap), max(want - len(live), int(want * BOOTSTRAP_SHARE)))
         from_live = min(len(live), want - from_bootstrap)
         if not from_live + from_bootstrap:
+            self._confirm_alive()
             return []
         bodies: list[bytes] = []
         last_live = self._live.take(from_live, bodies)
@@ -399,6 +409,18 @@ class RabbitMQSubscription(ClosesOnExit):
         if self._failure is not None:
             _close_quietly(self._connection)
             self._check_usable()
+
+    def _confirm_alive(self) -> None:
+        """Nothing arrived: make sure that is because the queues are empty, not because the
+        broker stopped answering (paused, or the network black-holed), which pika notices only
+        a few seconds after the heartbeat timeout. A round trip (a no-op basic.qos) blocks until
+        the broker answers or the heartbeat gives up, raising `TransportUnavailable`; otherwise
+        a consumer run until idle would stop with the queue still full."""
+        try:
+            self._live.channel.basic_qos(prefetch_count=self._prefetch)
+            self._check_channels()
+        except _LOST as error:
+            self._fail(error)
 
     def _fail(self, error: BaseException) -> NoReturn:
         unavailable = _unavailable(error, self._url)

@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import msgspec
 import pyarrow as pa
 
+from factflow import _faults
 from factflow._closing import ClosesOnExit
 from factflow._urls import pop_query_parameter, redact, redact_text
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
@@ -321,6 +322,8 @@ class PostgresWarehouse(ClosesOnExit):
             with connection.cursor() as cursor:
                 self._begin(cursor, read_only=False)
                 result = work(cursor, *args, **kwargs)
+            if action == "write":
+                _faults.reached("write-before-commit")
             connection.commit()
             return result
         except BaseException as error:
