@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -11,9 +12,9 @@ from types import FrameType
 import click
 
 from factflow._urls import redact
-from factflow.cli.locations import load_app, open_transport
+from factflow.cli.locations import load_app, open_transport, open_warehouse
 from factflow.cli.logs import configure_logging
-from factflow.cli.schema import model_warehouse
+from factflow.cli.schema import refuse_mismatched_schema
 from factflow.cli.settings import (
     app_option,
     fail,
@@ -21,10 +22,13 @@ from factflow.cli.settings import (
     transport_option,
     warehouse_option,
 )
-from factflow.errors import FactflowError
+from factflow.errors import FactflowError, TransientError
+from factflow.pipeline.app import App
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
 from factflow.runtime.http import serve_metrics
 from factflow.runtime.metrics import Metrics
+from factflow.runtime.writer import Backoff, BatchOutcome
+from factflow.warehouse.base import Warehouse
 
 __all__ = ["run"]
 
@@ -85,7 +89,8 @@ def run(
 
     Each batch is written in one transaction and acknowledged only after it committed; on
     SIGTERM/SIGINT the batch in hand is finished and acknowledged, then it exits 0. A lost
-    broker is reconnected and a warehouse that is down is retried, both with backoff.
+    broker is reconnected and a warehouse that is down is retried, both with backoff, also
+    when the warehouse is down at the start (SIGTERM/SIGINT stops the waiting, with exit 0).
     """
     configure_logging(
         log_level, json_lines={"auto": None, "json": True, "console": False}[log_format]
@@ -101,35 +106,39 @@ def run(
     metrics = Metrics()
     server = serve_metrics(metrics, metrics_port) if metrics_port is not None else None
     started = time.perf_counter()
+    backoff = Backoff()
+    total = BatchOutcome()
     try:
         the_app = load_app(app)
         source = open_transport(transport)
         try:
-            with model_warehouse(warehouse, the_app, app) as store:
-                log.info(
-                    "consuming",
-                    extra={
-                        "transport": redact(transport),
-                        "warehouse": redact(warehouse),
-                        "group": group,
-                        "app": the_app.name,
-                        "metrics_port": metrics_port,
-                    },
-                )
-                total = run_consumer(
-                    the_app,
-                    source,
-                    store,
-                    ConsumerOptions(
-                        group=group,
-                        batch_size=batch_size,
-                        max_wait=max_wait,
-                        stop_when_idle=until_idle,
-                        max_message_size=max_message_size,
-                    ),
-                    stop=stop,
-                    metrics=metrics,
-                )
+            with contextlib.closing(open_warehouse(warehouse)) as store:
+                if _schema_checked(store, the_app, app, warehouse, backoff, stop):
+                    log.info(
+                        "consuming",
+                        extra={
+                            "transport": redact(transport),
+                            "warehouse": redact(warehouse),
+                            "group": group,
+                            "app": the_app.name,
+                            "metrics_port": metrics_port,
+                        },
+                    )
+                    total = run_consumer(
+                        the_app,
+                        source,
+                        store,
+                        ConsumerOptions(
+                            group=group,
+                            batch_size=batch_size,
+                            max_wait=max_wait,
+                            stop_when_idle=until_idle,
+                            backoff=backoff,
+                            max_message_size=max_message_size,
+                        ),
+                        stop=stop,
+                        metrics=metrics,
+                    )
         finally:
             source.close()
     except FactflowError as error:
@@ -147,3 +156,27 @@ def run(
             "seconds": round(elapsed, 3),
         },
     )
+
+
+def _schema_checked(
+    store: Warehouse,
+    the_app: App,
+    app: str,
+    warehouse: str,
+    backoff: Backoff,
+    stop: threading.Event,
+) -> bool:
+    """Refuse a warehouse whose tables differ from the model (`refuse_mismatched_schema`),
+    waiting with backoff while it is unavailable: a service started while its database is down
+    (or restarting) waits for it, as the consumer does for `prepare` and every batch, instead of
+    exiting. False if `stop` was set first. The one-shot commands check without waiting."""
+    next_wait = backoff.waits()
+    while True:
+        try:
+            refuse_mismatched_schema(store, the_app, app, warehouse)
+            return True
+        except TransientError as error:
+            wait = next_wait()
+            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
+            if stop.wait(wait):
+                return False
