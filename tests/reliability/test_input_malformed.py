@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from banking_events import SETTLED as BANKING_SETTLED
 from factflow.errors import DecodeError, UnknownEventError
 from factflow.examples.banking import app
 from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE, EventDecoder
@@ -27,18 +28,7 @@ from reliability.ledger import Ledger
 
 pytestmark = pytest.mark.reliability
 
-SETTLED: dict[str, Any] = {
-    "transaction_id": "t-ok",
-    "card_id": "c-1",
-    "user_id": "u-1",
-    "amount": "10.00",
-    "currency": "EUR",
-    "billing_amount": "74.60",
-    "billing_currency": "DKK",
-    "merchant": "Hotel",
-    "merchant_category": "travel",
-    "merchant_country": "DE",
-}
+SETTLED: dict[str, Any] = BANKING_SETTLED | {"transaction_id": "t-ok"}
 ENVELOPE: dict[str, Any] = {
     "id": "e-ok",
     "type": "card.transaction_settled",
