@@ -29,6 +29,7 @@ import pytest
 
 from factflow.transport.publishing import Unroutable, outgoing
 from factflow.transport.rabbitmq import RabbitMQTransport
+from reliability.ledger import Ledger
 
 CONSUMED = ("user", "account", "card", "goal")
 SUBSCRIPTION = [f"{domain}.*" for domain in CONSUMED]
@@ -348,6 +349,15 @@ def publish(amqp_url: str, messages: Iterable[bytes]) -> int:
     refused: list[Unroutable] = []
     with RabbitMQTransport(amqp_url) as broker:
         return broker.publish(outgoing(messages, refused))
+
+
+def published(amqp_url: str, messages: list[bytes]) -> Ledger:
+    """A ledger of `messages`, published to the group's queue (declared first)."""
+    ledger = Ledger()
+    ledger.record_all(messages)
+    declare_group(amqp_url)
+    publish(amqp_url, messages)
+    return ledger
 
 
 def stopped(process: subprocess.Popen[bytes], timeout: float = 120) -> int:

@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.transport.rabbitmq import RabbitMQTransport
 from factflow.warehouse.postgres import PostgresWarehouse
+from reliability._input import stream
 from reliability.conftest import ReliabilityTable
-from reliability.infra import CommitCutter, declare_group, publish, run_until_idle
-from reliability.ledger import Ledger, deliverable
+from reliability.infra import CommitCutter, published, run_until_idle
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -34,17 +33,8 @@ CUTS = (4, 7, 8, 12, 17)  # COMMITs counted through the proxy from the consumer'
 def test_a_connection_cut_at_commit_loses_and_doubles_nothing(
     deliver: bool, amqp_url: str, pg_url: str, tmp_path: Path, reliability_table: ReliabilityTable
 ) -> None:
-    messages = deliverable(
-        simulate(
-            SimulationOptions(
-                events=4000, seed=84, duplicates=0.03, republications=0.02, bad_lines=0.01
-            )
-        )
-    )
-    ledger = Ledger()
-    ledger.record_all(messages)
-    declare_group(amqp_url)
-    publish(amqp_url, messages)
+    messages = stream(events=4000, seed=84, duplicates=0.03, republications=0.02, bad_lines=0.01)
+    ledger = published(amqp_url, messages)
     target = urlsplit(pg_url)
     schema = pg_url.partition("schema=")[2]
     cutter = CommitCutter(

@@ -15,36 +15,33 @@ from pathlib import Path
 
 import pytest
 
-from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.transport.files import write_lines
 from factflow.transport.rabbitmq import RabbitMQTransport
 from factflow.warehouse.postgres import PostgresWarehouse
+from reliability._input import stream as faulty_stream
 from reliability.conftest import ReliabilityTable
 from reliability.infra import (
     SteadyPublisher,
     declare_group,
-    publish,
+    published,
     run_until_idle,
     start_consumer,
     stopped,
 )
-from reliability.ledger import Ledger, Verdict, deliverable, table_checksums
+from reliability.ledger import Ledger, Verdict, table_checksums
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 
 def stream(seed: int, events: int) -> list[bytes]:
-    return deliverable(
-        simulate(
-            SimulationOptions(
-                events=events,
-                seed=seed,
-                duplicates=0.03,
-                republications=0.02,
-                shuffle_window=150,
-                bad_lines=0.01,
-            )
-        )
+    """A stream with every delivery fault: duplicates, republications, disorder, bad lines."""
+    return faulty_stream(
+        events,
+        seed,
+        duplicates=0.03,
+        republications=0.02,
+        shuffle_window=150,
+        bad_lines=0.01,
     )
 
 
@@ -117,10 +114,7 @@ def test_two_processes_of_one_group_one_killed(
     amqp_url: str, pg_url: str, tmp_path: Path, reliability_table: ReliabilityTable
 ) -> None:
     messages = stream(seed=92, events=8000)
-    ledger = Ledger()
-    ledger.record_all(messages)
-    declare_group(amqp_url)
-    publish(amqp_url, messages)
+    ledger = published(amqp_url, messages)
     logs = [tmp_path / "one.log", tmp_path / "two.log"]
     one = start_consumer(amqp_url, pg_url, logs[0], batch_size=300)
     two = start_consumer(amqp_url, pg_url, logs[1], "--until-idle", "--max-wait", "5",
@@ -146,10 +140,7 @@ def test_sigterm_with_prefetched_unacknowledged_messages(
     amqp_url: str, pg_url: str, tmp_path: Path, reliability_table: ReliabilityTable
 ) -> None:
     messages = stream(seed=93, events=5000)
-    ledger = Ledger()
-    ledger.record_all(messages)
-    declare_group(amqp_url)
-    publish(amqp_url, messages)
+    ledger = published(amqp_url, messages)
     log = tmp_path / "service.log"
     service = start_consumer(amqp_url, pg_url, log, batch_size=200)
     # The prefetch (10000) exceeds the stream: after its first fetch the consumer holds every

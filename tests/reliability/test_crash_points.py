@@ -12,18 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.transport.rabbitmq import RabbitMQTransport
 from factflow.warehouse.postgres import PostgresWarehouse
+from reliability._input import stream
 from reliability.conftest import ReliabilityTable
 from reliability.infra import (
-    declare_group,
-    publish,
+    published,
     run_until_idle,
     start_consumer,
     stopped,
 )
-from reliability.ledger import Ledger, deliverable
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -37,17 +35,8 @@ SCENARIOS = {
 def test_a_consumer_killed_at_an_exact_point_loses_and_doubles_nothing(
     point: str, amqp_url: str, pg_url: str, tmp_path: Path, reliability_table: ReliabilityTable
 ) -> None:
-    messages = deliverable(
-        simulate(
-            SimulationOptions(
-                events=2500, seed=81, duplicates=0.03, republications=0.02, bad_lines=0.01
-            )
-        )
-    )
-    ledger = Ledger()
-    ledger.record_all(messages)
-    declare_group(amqp_url)
-    publish(amqp_url, messages)
+    messages = stream(events=2500, seed=81, duplicates=0.03, republications=0.02, bad_lines=0.01)
+    ledger = published(amqp_url, messages)
     log = tmp_path / "service.log"
     facts_after_kill = []
     for arrival in (3, 1, 2):  # die at the 3rd batch, then at the 1st of the next run, ...
