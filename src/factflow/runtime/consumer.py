@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -18,7 +18,7 @@ from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.metrics import Metrics
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import Backoff, BatchOutcome, BatchWriter, Stopped
-from factflow.transport.base import Subscription, Transport
+from factflow.transport.base import Fetched, Subscription, Transport
 from factflow.warehouse.base import Warehouse
 
 __all__ = ["ConsumerOptions", "run_consumer"]
@@ -65,6 +65,10 @@ def run_consumer(
     batch in hand when `stop` is set is finished and acknowledged before returning. A lost
     transport is reconnected with backoff; a warehouse that is down is retried with backoff,
     acknowledging nothing meanwhile, also when it is down at the start (preparing the model).
+
+    A message the transport returned twice already (suspect, see `Fetched`) comes alone and is
+    written and acknowledged alone: if it is one that crashes the process, the crash costs no
+    other message a delivery, and the broker's delivery limit sets it aside by itself.
     """
     options = options or ConsumerOptions()
     stop = stop or threading.Event()
@@ -81,6 +85,7 @@ def run_consumer(
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
+    alone = 0  # suspect messages written one at a time since the last other batch
     with tuned_for_batches(), contextlib.closing(reader):
         while not stop.is_set():
             if metrics is not None:
@@ -88,10 +93,23 @@ def run_consumer(
             messages = reader.fetch()
             if messages is None:
                 continue  # reconnecting
+            suspect = isinstance(messages, Fetched) and messages.suspect
+            if alone and not suspect:
+                log.warning("wrote %d suspect messages one at a time", alone)
+                alone = 0
             if not messages:
                 if options.stop_when_idle:
                     break
                 continue
+            if suspect:
+                if not alone:
+                    log.warning(
+                        "writing messages returned unacknowledged twice or more one at a time,"
+                        " each acknowledged after its commit: one of them may crash the"
+                        " consumer, and only its own deliveries should count toward the"
+                        " transport's delivery limit"
+                    )
+                alone += len(messages)
             started = time.perf_counter()
             try:
                 outcome = writer.write(messages)
@@ -144,7 +162,7 @@ class _Reader:
         self._next_wait = options.backoff.waits()
         self._backlog_at = 0.0
 
-    def fetch(self) -> list[bytes] | None:
+    def fetch(self) -> Sequence[bytes] | None:
         """A batch (maybe empty), or None while the transport is unavailable."""
         try:
             if self._subscription is None:
@@ -153,7 +171,7 @@ class _Reader:
                 )
                 self._next_wait = self._options.backoff.waits()
             self._read_backlog()
-            return list(self._subscription.fetch(self._options.batch_size, self._options.max_wait))
+            return self._subscription.fetch(self._options.batch_size, self._options.max_wait)
         except TransportUnavailable as error:
             self._lost(error)
             return None

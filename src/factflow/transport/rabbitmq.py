@@ -22,6 +22,16 @@ returned unacknowledged more than `delivery_limit` times (a poison message that 
 consumer every time) is moved by the broker to ``<group>.dead-letter``, so it never blocks the
 queue; its envelope is kept there for inspection and republishing.
 
+A crash returns every message the consumer held, not only the one that caused it, and each
+return counts toward the limit (the quorum queue's ``x-delivery-count``). So that a poison
+message reaches the limit alone, a message returned `SUSPECT_RETURNS` (2) times or more is
+handed out alone (`Fetched.suspect`), written and acknowledged alone, and a new subscription
+starts by taking its queues' first messages one at a time (``basic.get``) for as long as they
+are suspect (the broker hands returned messages out first), consuming with the full prefetch
+from the first other message, or from an empty queue, on. A restart returns what the process
+held once, which costs nothing; the messages held with a poison message spend two deliveries
+each, so `delivery_limit` is at least 2.
+
 Settings that live outside the URL's path travel as pika's URL query parameters, for instance
 ``amqp://kpi:secret@mq:5672/%2F?heartbeat=120&connection_attempts=3``. The connection is
 served only inside `fetch` and `commit`, so a batch must be written to the warehouse within the
@@ -48,7 +58,7 @@ from factflow._closing import ClosesOnExit
 from factflow._urls import redact, redact_text
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.model.envelope import encode_envelope
-from factflow.transport.base import Outgoing
+from factflow.transport.base import SUSPECT_RETURNS, Fetched, Outgoing
 from factflow.transport.log import MAX_BODY
 
 try:
@@ -300,6 +310,7 @@ class RabbitMQSubscription(ClosesOnExit):
         self._bootstrap = _Consumed(
             connection.channel(), queues[1], self._prefetch, self._on_cancel
         )
+        self._queues = (self._live, self._bootstrap)
         #: Per fetch not committed yet: the last delivery tag it took from each queue (None:
         #: nothing from that one), and its size.
         self._fetches: deque[tuple[int | None, int | None, int]] = deque()
@@ -308,7 +319,7 @@ class RabbitMQSubscription(ClosesOnExit):
     def __repr__(self) -> str:
         return f"<RabbitMQSubscription {self._queue!r} at {redact(self._url)}>"
 
-    def fetch(self, max_messages: int, max_wait: float) -> Sequence[bytes]:
+    def fetch(self, max_messages: int, max_wait: float) -> Fetched:
         """Up to `max_messages` bodies, waiting at most `max_wait` seconds for them.
 
         Returns as soon as `max_messages` arrived, or when no more arrived for a few
@@ -316,21 +327,28 @@ class RabbitMQSubscription(ClosesOnExit):
         messages fetched and not committed (none at all once that many are held).
         While both have messages, live events fill at least `1 - BOOTSTRAP_SHARE` of a batch
         and the bootstrap queue the rest: a bootstrap never starves live traffic, nor the
-        reverse. Raises `TransportUnavailable` when the connection or channel is lost, or when
-        nothing arrived and the broker does not answer a round trip (an empty result means empty
-        queues, not a broker that stopped answering).
+        reverse. A suspect message (returned twice or more) comes alone, in a fetch of its own
+        marked `suspect`; the others stop short of it. Raises `TransportUnavailable` when the
+        connection or channel is lost, or when nothing arrived and the broker does not answer a
+        round trip (an empty result means empty queues, not a broker that stopped answering).
         """
         self._check_usable()
         if max_messages < 1:
             raise ValueError(f"max_messages must be 1 or more, got {max_messages}")
         want = min(max_messages, self._prefetch - self._handed)
         if want <= 0:
-            return []
+            return Fetched()
         live, bootstrap = self._live.arrived, self._bootstrap.arrived
         deadline = time.monotonic() + max(0.0, max_wait)
         try:
             self._connection.process_data_events(0)
             self._check_channels()
+            for consumed in self._queues:
+                consumed.probe()
+            self._check_channels()
+            for consumed in self._queues:
+                if consumed.suspect_next():
+                    return self._take_suspect(consumed)
             while len(live) + len(bootstrap) < want:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -350,13 +368,23 @@ class RabbitMQSubscription(ClosesOnExit):
         from_live = min(len(live), want - from_bootstrap)
         if not from_live + from_bootstrap:
             self._confirm_alive()
-            return []
-        bodies: list[bytes] = []
+            return Fetched()
+        bodies = Fetched()
         last_live = self._live.take(from_live, bodies)
         last_bootstrap = self._bootstrap.take(from_bootstrap, bodies)
+        if not bodies:  # what there was to take starts with a message returned meanwhile
+            return self._take_suspect(next(c for c in self._queues if c.suspect_next()))
         self._fetches.append((last_live, last_bootstrap, len(bodies)))
         self._handed += len(bodies)
         return bodies
+
+    def _take_suspect(self, consumed: _Consumed) -> Fetched:
+        """The suspect message at the head of `consumed`, as a fetch of its own."""
+        tag, body, _ = consumed.arrived.popleft()
+        live = consumed is self._live
+        self._fetches.append((tag if live else None, None if live else tag, 1))
+        self._handed += 1
+        return Fetched((body,), suspect=True)
 
     def commit(self, batches: int | None = None) -> None:
         """Acknowledge the oldest `batches` fetches not committed yet (all by default).
@@ -429,28 +457,65 @@ class RabbitMQSubscription(ClosesOnExit):
         raise unavailable from error
 
 
+def _suspect(properties: Any) -> bool:
+    """Whether a quorum queue returned the message `SUSPECT_RETURNS` times or more."""
+    headers = getattr(properties, "headers", None) or {}
+    return int(headers.get("x-delivery-count", 0)) >= SUSPECT_RETURNS
+
+
 class _Consumed:
-    """One queue consumed on a channel of its own: what arrived, and acknowledging it."""
+    """One queue consumed on a channel of its own: what arrived, and acknowledging it.
+
+    It starts by probing: taking the queue's first message with ``basic.get``, one per fetch,
+    for as long as they are suspect (returned `SUSPECT_RETURNS` times or more); consuming (the
+    broker pushing up to `prefetch` messages) starts with the first other message, or once the
+    queue is empty. A subscription made after crashes thus holds only the message it writes
+    while suspect ones are at the head of the queue, so that a crash costs no other message a
+    delivery.
+    """
 
     def __init__(
         self, channel: Any, queue: str, prefetch: int, on_cancel: Callable[[Any], None]
     ) -> None:
         self.channel = channel
+        self.queue = queue
         self.prefetch = prefetch
-        self.arrived: deque[tuple[int, bytes]] = deque()
+        self.consuming = False
+        #: Delivery tag, body, and whether it is suspect.
+        self.arrived: deque[tuple[int, bytes, bool]] = deque()
         channel.add_on_cancel_callback(on_cancel)
         channel.basic_qos(prefetch_count=prefetch)
-        channel.basic_consume(queue, self._on_message, auto_ack=False)
 
     @property
     def closed(self) -> bool:
         return bool(self.channel.is_closed)
 
+    def probe(self) -> None:
+        """While probing and holding nothing: take the queue's first message, and start
+        consuming unless it is a suspect one."""
+        if self.consuming or self.arrived:
+            return
+        method, properties, body = self.channel.basic_get(self.queue, auto_ack=False)
+        if method is not None:
+            suspect = _suspect(properties)
+            self.arrived.append((method.delivery_tag, body, suspect))
+            if suspect:
+                return
+        self.consuming = True
+        self.channel.basic_consume(self.queue, self._on_message, auto_ack=False)
+
+    def suspect_next(self) -> bool:
+        """Whether the next arrived message is a suspect one."""
+        return bool(self.arrived) and self.arrived[0][2]
+
     def take(self, count: int, bodies: list[bytes]) -> int | None:
-        """Move `count` arrived bodies to `bodies`; the delivery tag of the last one."""
+        """Move up to `count` arrived bodies to `bodies`, stopping short of a suspect one;
+        the delivery tag of the last one moved."""
         arrived, last = self.arrived, None
         for _ in range(count):
-            last, body = arrived.popleft()
+            if arrived[0][2]:
+                break
+            last, body, _ = arrived.popleft()
             bodies.append(body)
         return last
 
@@ -464,7 +529,7 @@ class _Consumed:
         self.channel.basic_qos(prefetch_count=self.prefetch)
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self.arrived.append((method.delivery_tag, body))
+        self.arrived.append((method.delivery_tag, body, _suspect(properties)))
 
 
 class Publisher(ClosesOnExit):

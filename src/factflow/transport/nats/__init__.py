@@ -35,7 +35,10 @@ Delivery, and what survives what:
   advisory ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>``, which monitoring
   should watch. The message stays in the stream (``nats stream get``) to be inspected and
   republished. Bad *input* never gets there: the runtime turns it into a dead letter and
-  acknowledges it.
+  acknowledges it. So that such a message uses up only its own deliveries, a message delivered
+  unacknowledged twice before comes alone, in a fetch marked `suspect` (written and committed by
+  itself), and a consumer is pulled one message at a time at first and after a suspect message,
+  until another comes: a process that dies on a suspect message held no other.
 - The client reconnects by itself. Meanwhile `fetch` and `commit` raise `TransportUnavailable`
   (so the runtime backs off and subscribes again), as does any call the server does not answer
   within `timeout` seconds.

@@ -5,11 +5,26 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from factflow.transport.base import SUSPECT_RETURNS
+
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription as CoreSubscription
 
-__all__ = ["Consumer", "Pull"]
+__all__ = ["Consumer", "Pull", "suspect"]
+
+# A JetStream message's reply subject: $JS.ACK.<stream>.<consumer>.<delivered>.… (9 tokens), or
+# with a domain and an account hash before the stream (11 or more).
+_V1_TOKENS = 9
+_V1_DELIVERED = 4
+_V2_DELIVERED = 6
+
+
+def suspect(msg: Msg) -> bool:
+    """Whether JetStream delivered `msg` `SUSPECT_RETURNS` times before (unacknowledged)."""
+    tokens = msg.reply.split(".")
+    index = _V1_DELIVERED if len(tokens) == _V1_TOKENS else _V2_DELIVERED
+    return len(tokens) > index and int(tokens[index]) > SUSPECT_RETURNS
 
 
 class Pull:
@@ -34,6 +49,9 @@ class Consumer:
         self.durable = durable
         self.wanted = wanted  # the subjects to return; None: all
         self.buffer: deque[Msg] = deque()  # delivered, not fetched yet
+        # Pulling one message at a time: at the start (what comes first after a crash is what
+        # the crashed process held) and after a suspect message, until another one.
+        self.cautious = True
         self.pull: Pull | None = None  # at most one open pull at a time
         self.inbox = ""
         self.serial = 0

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from factflow._closing import ClosesOnExit
 from factflow._urls import redact
 from factflow.errors import ConfigurationError, FactflowError, TransportUnavailable
-from factflow.transport.nats._consumer import Consumer, Pull
+from factflow.transport.base import Fetched
+from factflow.transport.nats._consumer import Consumer, Pull, suspect
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["NatsSubscription"]
 
 _GRACE = 2.0  # seconds a lingering pull may outlive its expiry before it counts as lost
+_CAUTIOUS = 0.05  # seconds a pull for one message waits for it instead of `no_wait`
 
 
 class NatsSubscription(ClosesOnExit):
@@ -51,16 +53,19 @@ class NatsSubscription(ClosesOnExit):
         """The consumer group."""
         return self._group
 
-    def fetch(self, max_messages: int, max_wait: float) -> list[bytes]:
+    def fetch(self, max_messages: int, max_wait: float) -> Fetched:
         """Up to `max_messages` bodies, waiting at most `max_wait` seconds for the first.
 
         Returns an empty list when nothing arrived in time. Domains take turns, so a backlog in
-        one does not starve the others. Raises `TransportUnavailable` while disconnected or when
-        the server does not answer.
+        one does not starve the others. A suspect message (delivered `SUSPECT_RETURNS` times
+        before) comes alone, in a fetch marked `suspect`; the others stop short of it. Each
+        domain's consumer is pulled one message at a time at first and after a suspect message,
+        until another comes: so that a process that crashes on a suspect message held no other.
+        Raises `TransportUnavailable` while disconnected or when the server does not answer.
         """
         self._check_open()
         if max_messages <= 0:
-            return []
+            return Fetched()
         max_wait = max(0.0, max_wait)
         fetched, skipped = len(self._fetched), len(self._skipped)
         bodies = self._transport._run(self._fetch(max_messages, max_wait), "fetch", max_wait)
@@ -155,22 +160,22 @@ class NatsSubscription(ClosesOnExit):
             )
         return nc
 
-    async def _fetch(self, max_messages: int, max_wait: float) -> list[bytes]:
+    async def _fetch(self, max_messages: int, max_wait: float) -> Fetched:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
-        bodies: list[bytes] = []
+        bodies = Fetched()
         while True:
             self._take(max_messages - len(bodies), bodies)
             # Ask for what is there now, and wait for the answers; again while pulls come back
             # full, from those consumers only, so that a backlog fills the batch.
             asking = self._consumers
-            while len(bodies) < max_messages and asking:
+            while len(bodies) < max_messages and asking and not self._suspect(bodies):
                 pulls = await self._pull(asking, max_messages - len(bodies), None)
                 await self._answers(pulls)
                 self._take(max_messages - len(bodies), bodies)
                 asking = [consumer for pull, consumer in pulls if pull.received == pull.wanted]
             remaining = deadline - loop.time()
-            if bodies or remaining < 0.01:
+            if bodies or remaining < 0.01 or self._suspect(bodies):
                 break
             # Nothing yet: leave pulls open until the deadline, and return once one answers.
             await self._pull(self._consumers, max_messages, remaining)
@@ -178,6 +183,10 @@ class NatsSubscription(ClosesOnExit):
         if not bodies and self._skipped:
             await self._acknowledge(self._skipped, b"")  # nothing to commit: do it now
         return bodies
+
+    def _suspect(self, bodies: Fetched) -> bool:
+        """Whether `bodies` is a suspect message, or one may wait: pull nothing more then."""
+        return bodies.suspect or any(c.cautious and c.buffer for c in self._consumers)
 
     async def _answers(self, pulls: list[tuple[Pull, Consumer]]) -> None:
         """Wait for the server to end `pulls` made without waiting (a round trip)."""
@@ -201,23 +210,27 @@ class NatsSubscription(ClosesOnExit):
             return []
         now = asyncio.get_running_loop().time()
         share = -(-capacity // len(consumers))
-        request: dict[str, object] = {"batch": share}
+        request: dict[str, object] = {}
         if expires is None:
             request["no_wait"] = True
         else:
             request["expires"] = int(expires * 1e9)
-        data = json.dumps(request).encode()
+        data = json.dumps({"batch": share, **request}).encode()
+        # A pull for one message is never `no_wait`: the server (2.9) may leave one unanswered
+        # when what it has for the consumer is a message over `max_deliver`.
+        one = json.dumps({"batch": 1, "expires": int((expires or _CAUTIOUS) * 1e9)}).encode()
         pulls = []
         for consumer in consumers:
             if consumer.pull is not None and consumer.pull.until < now:
                 consumer.end_pull()  # its end never came: lost with a connection
             if consumer.pull is None:
                 consumer.serial += 1
-                until = now + (expires or 0) + _GRACE
-                pull = consumer.pull = Pull(f"{consumer.inbox}.{consumer.serial}", share, until)
+                until = now + (expires or (_CAUTIOUS if consumer.cautious else 0)) + _GRACE
+                wanted = 1 if consumer.cautious else share
+                pull = consumer.pull = Pull(f"{consumer.inbox}.{consumer.serial}", wanted, until)
                 pulls.append((pull, consumer))
                 next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}"
-                await nc.publish(next_subject, data, reply=pull.reply)
+                await nc.publish(next_subject, one if consumer.cautious else data, reply=pull.reply)
         return pulls
 
     def _timeout(self) -> float:
@@ -235,7 +248,7 @@ class NatsSubscription(ClosesOnExit):
         if self._broken is not None:
             raise TransportUnavailable(f"NATS: {self._broken}")
 
-    def _take(self, capacity: int, bodies: list[bytes]) -> None:
+    def _take(self, capacity: int, bodies: Fetched) -> None:
         """Move up to `capacity` delivered messages to `bodies`, domains taking turns."""
         ready = [consumer for consumer in self._consumers if consumer.buffer]
         if not ready or capacity <= 0:
@@ -249,15 +262,24 @@ class NatsSubscription(ClosesOnExit):
         for consumer in ready:  # what the others left goes to the busy ones
             self._take_from(consumer, end, bodies)
 
-    def _take_from(self, consumer: Consumer, end: int, bodies: list[bytes]) -> None:
+    def _take_from(self, consumer: Consumer, end: int, bodies: Fetched) -> None:
+        """Move messages of `consumer` to `bodies`: first deliveries up to `end`, stopping
+        short of a suspect one; or a suspect one alone, when `bodies` is empty."""
         buffer, wanted, fetched = consumer.buffer, consumer.wanted, self._fetched
-        while buffer and len(bodies) < end:
-            msg = buffer.popleft()
-            if wanted is None or msg.subject in wanted:
-                fetched.append(msg)
-                bodies.append(msg.data)
+        while buffer and len(bodies) < end and not bodies.suspect:
+            msg = buffer[0]
+            if wanted is not None and msg.subject not in wanted:
+                self._skipped.append(buffer.popleft())
+                continue
+            if suspect(msg):
+                consumer.cautious = True
+                if bodies:
+                    return  # it comes alone, in the next fetch
+                bodies.suspect = True
             else:
-                self._skipped.append(msg)
+                consumer.cautious = False
+            fetched.append(buffer.popleft())
+            bodies.append(msg.data)
 
     async def _acknowledge(
         self, messages: list[Msg], payload: bytes, count: int | None = None
