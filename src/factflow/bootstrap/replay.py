@@ -36,7 +36,9 @@ class _Handoff(Generic[P]):
     """Processed batches from the reading thread to the writing one; None ends the stream."""
 
     def __init__(self) -> None:
-        # One batch waiting at most: memory stays bounded, and reading never runs far ahead.
+        # A rendezvous: the reader hands a batch over only once the writer has taken it, so at
+        # most two batches are in memory (one being written, the next being processed) however
+        # long the stream: peak memory does not depend on how far ahead reading could run.
         self.queue: queue.Queue[tuple[Sequence[bytes], ChangeSet, P] | None] = queue.Queue(1)
         self.failure: list[BaseException] = []
 
@@ -65,6 +67,7 @@ def replay(
 
     def write_batches() -> None:
         while (work := handoff.queue.get()) is not None:
+            handoff.queue.task_done()
             if handoff.failure:
                 continue  # drain, so the reader is never blocked
             messages, changes, position = work
@@ -87,6 +90,8 @@ def replay(
                 changes = processor.process(messages)
                 warehouse.stage(changes)
                 handoff.queue.put((messages, changes, position))
+                del messages, changes  # the writer holds them now
+                handoff.queue.join()  # until the writer took them
     finally:
         handoff.queue.put(None)
         thread.join()
