@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, overload
@@ -81,9 +81,16 @@ class ChangeSet:
     A replay of stored dead letters names them in `replayed`: the warehouse removes each one the
     change set does not keep again as a dead letter (it now succeeded), and gives each one it
     keeps its new reason, in the same transaction as the rows the replay produced.
+
+    A processor that leaves checking envelope ids against the warehouse to the write sets
+    `check_stored_ids`: the warehouse then refuses the change set with `StoredRowsDiffer` if a
+    row shares its key and envelope id with a stored row of other values (an id reused with
+    other contents), and whoever writes calls it (it sets those envelopes aside as dead
+    letters), clears it and writes again: only such a batch pays for looking them up.
     """
 
     __slots__ = (
+        "check_stored_ids",
         "dead_letters",
         "dimension_changes",
         "facts",
@@ -107,6 +114,9 @@ class ChangeSet:
         self.seen: dict[str, tuple[int, datetime]] = {}
         #: Table → the rows already converted by `Warehouse.stage` into the backend's format.
         self.staged: dict[str, Any] = {}
+        #: Sets aside the envelopes whose rows are stored with other values (see the class
+        #: docstring); None: nothing to check, the warehouse writes first-wins as it is.
+        self.check_stored_ids: Callable[[ChangeSet], None] | None = None
 
     def merge(self, other: ChangeSet) -> None:
         _merge_rows(self.facts, other.facts)

@@ -11,11 +11,16 @@ it a dead letter that says which values differ, so that someone can act on it:
 * `stored_conflicts`: a row the batch would insert whose key and envelope id are already stored
   with other values; the stored row is kept.
 
-Only rows of the same key are compared (an indexed lookup): an id reused for another key (a
-second transaction under the id of the first) is two rows, each kept, nothing overwritten. Two
-consumers that take the two versions at the very same moment may both find nothing stored, and
-a batch processed while the warehouse cannot be reached is not checked (`BatchProcessor` logs
-it): then the first to commit wins and the other is absorbed as a redelivery.
+Only rows of the same key are compared: an id reused for another key (a second transaction
+under the id of the first) is two rows, each kept, nothing overwritten.
+
+`stored_conflicts` is a lookup per table, paid only where needed: `BatchProcessor` has the write
+check (`ChangeSet.check_stored_ids`), and the warehouse, when first-wins skipped a key of the
+batch, compares those rows with the stored ones in the same transaction (after waiting for a
+concurrent writer of the same key, on PostgreSQL). Only if one differs is the transaction rolled
+back, the batch looked up here, and the rest written again (`factflow.runtime.writer`). A batch
+that reuses an id within itself is looked up before its write, since which of its versions to
+keep depends on what is stored.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ def drop_envelopes(changes: ChangeSet, envelopes: Iterable[Envelope[Any]]) -> No
                     if id(envelope) not in gone:
                         kept.append(record, envelope)
                 staged[table] = kept
+                changes.staged.clear()  # converted from the rows before: convert them again
 
 
 def _stored_rows(

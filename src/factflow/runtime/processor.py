@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from factflow.errors import TransientError
@@ -34,8 +35,10 @@ class BatchProcessor:
         max_message_size: the largest message decoded, in bytes; a larger one becomes a dead
             letter without being parsed.
         warehouse: the warehouse the batches go to, to find envelopes whose id it already
-            holds with other values (`factflow.runtime.conflicts`); None skips that lookup
-            (an envelope that reuses an id of the same batch is always found).
+            holds with other values (`factflow.runtime.conflicts`): the change sets ask the
+            write to check (`ChangeSet.check_stored_ids`), so that only a batch with such an
+            envelope pays for the lookup. None checks nothing against the warehouse (an
+            envelope that reuses an id of the same batch is always found).
     """
 
     def __init__(
@@ -80,19 +83,36 @@ class BatchProcessor:
     ) -> None:
         """Envelopes reusing an id with other contents become dead letters: first those that
         differ from what the warehouse holds under their id, then, of the rest, those that
-        differ from an earlier envelope of the batch (`factflow.runtime.conflicts`)."""
-        refused: list[tuple[Envelope[Any], str]] = []
+        differ from an earlier envelope of the batch (`factflow.runtime.conflicts`).
+
+        The write checks against the warehouse (`ChangeSet.check_stored_ids`): it compares only
+        the rows whose key it finds stored, and only a batch with a differing one pays for the
+        lookup here. A batch that reuses an id within itself is looked up now, as which of its
+        versions to keep depends on what is stored.
+        """
+        routed = [e for e in envelopes if e.type in self.routes]
+        refused = conflicts_in_batch(routed)
         if self.warehouse is not None:
-            try:
-                refused = stored_conflicts(self.schema, changes, self.warehouse)
-            except TransientError as error:
-                # The write that follows waits for the warehouse; the batch is not held back
-                # for a check that only finds a publisher's mistake.
-                log.warning("cannot check envelope ids against the warehouse: %s", error)
-        gone = {id(envelope) for envelope, _ in refused}
-        refused += conflicts_in_batch(
-            [e for e in envelopes if id(e) not in gone and e.type in self.routes]
-        )
+            changes.check_stored_ids = partial(self._set_aside_stored, raw_of)
+            if refused:
+                try:
+                    stored = stored_conflicts(self.schema, changes, self.warehouse)
+                except TransientError as error:
+                    # The write waits for the warehouse, and checks the stored ids then.
+                    log.warning("cannot check envelope ids against the warehouse: %s", error)
+                else:
+                    gone = {id(envelope) for envelope, _ in stored}
+                    refused = stored + conflicts_in_batch([e for e in routed if id(e) not in gone])
+        if refused:
+            drop_envelopes(changes, (envelope for envelope, _ in refused))
+            _set_aside(refused, raw_of, changes)
+
+    def _set_aside_stored(self, raw_of: _RawOf, changes: ChangeSet) -> None:
+        """The `check_stored_ids` of a batch: its envelopes whose rows the warehouse holds under
+        their key and id with other values become dead letters; their rows are dropped."""
+        if self.warehouse is None:
+            return
+        refused = stored_conflicts(self.schema, changes, self.warehouse)
         if refused:
             drop_envelopes(changes, (envelope for envelope, _ in refused))
             _set_aside(refused, raw_of, changes)

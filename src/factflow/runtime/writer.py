@@ -14,7 +14,7 @@ from factflow.errors import TerminalError, TransientError
 from factflow.model.dead_letter import DeadLetter
 from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
-from factflow.warehouse.base import Warehouse
+from factflow.warehouse.base import StoredRowsDiffer, Warehouse
 
 __all__ = ["Backoff", "BatchOutcome", "BatchWriter", "Stopped", "write_retrying"]
 
@@ -123,12 +123,13 @@ def write_retrying(
     stop: threading.Event | None = None,
 ) -> int:
     """Write, retrying transient failures with backoff until success (or `stop`, raising
-    `Stopped`); returns the retries."""
+    `Stopped`); returns the retries. Envelopes the warehouse finds reusing a stored id with
+    other values are set aside as dead letters first (`ChangeSet.check_stored_ids`)."""
     next_wait = backoff.waits()
     retries = 0
     while True:
         try:
-            warehouse.write(changes)
+            _write_checked(warehouse, changes)
             return retries
         except TransientError as error:
             if stop is not None and stop.is_set():
@@ -140,3 +141,21 @@ def write_retrying(
                 time.sleep(wait)
             elif stop.wait(wait):
                 raise Stopped("stopped while the warehouse was unavailable") from error
+
+
+def _write_checked(warehouse: Warehouse, changes: ChangeSet) -> None:
+    """Write `changes`; if the warehouse refuses them for a row stored under its key and
+    envelope id with other values, set the envelopes concerned aside and write the rest.
+
+    Only a batch with such a row (a publisher's mistake) pays for the lookup that finds them;
+    a transient failure of it leaves the check in place for the next attempt.
+    """
+    try:
+        warehouse.write(changes)
+    except StoredRowsDiffer:
+        check = changes.check_stored_ids
+        if check is None:
+            raise
+        check(changes)
+        changes.check_stored_ids = None
+        warehouse.write(changes)

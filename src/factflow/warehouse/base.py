@@ -10,6 +10,9 @@ answers read-only queries. Semantics every backend keeps (and the shared contrac
 * a rebuild refills a fact table beside it (`begin_rebuild`, then change sets with
   `rebuild_into`) and swaps the contents in one transaction (`finish_rebuild`), keeping the rows
   only the old table has: readers never see it empty or half full;
+* a change set with `check_stored_ids` is refused whole, with `StoredRowsDiffer`, if one of its
+  rows shares its key and envelope id with a stored row of other values (checked only when
+  first-wins skipped a row, so that batches of new keys pay nothing);
 * dead letters are written in the same transaction as the batch they came in, and a replay
   removes those that now succeed (and gives the rest their new reason) in the same
   transaction as the rows it produced;
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from factflow.errors import ConfigurationError
+from factflow.errors import ConfigurationError, FactflowError
 from factflow.model.schema import ColumnType, Schema
 from factflow.pipeline.changes import ChangeSet
 
@@ -40,6 +43,7 @@ __all__ = [
     "EVENT_STATS",
     "QueryResult",
     "StoredDeadLetter",
+    "StoredRowsDiffer",
     "Warehouse",
     "added_dead_letter_columns",
     "dead_letters_count_query",
@@ -76,6 +80,24 @@ class StoredDeadLetter(msgspec.Struct, frozen=True):
         """From a row of `dead_letters_query`."""
         id_, event_type, event_id, reason, raw, received_at, replays, replayed_at = row
         return cls(id_, event_type, event_id, reason, bytes(raw), received_at, replays, replayed_at)
+
+
+class StoredRowsDiffer(FactflowError):
+    """`Warehouse.write` refused a change set with `check_stored_ids`: a row of `table` shares
+    its key and envelope id with a stored row of other values. Nothing was written.
+
+    Neither transient nor terminal: the change set's `check_stored_ids` finds the envelopes
+    concerned and sets them aside as dead letters, then the rest is written again unchecked
+    (`factflow.runtime.writer.write_retrying` does this).
+    """
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            f"a row of this batch is already stored in {table} under its key and envelope id "
+            "with other values; check the batch's envelope ids (ChangeSet.check_stored_ids) "
+            "and write it again"
+        )
+        self.table = table
 
 
 def event_type_condition(pattern: str) -> tuple[str, str]:
@@ -185,7 +207,9 @@ class Warehouse(Protocol):
         ...
 
     def write(self, changes: ChangeSet) -> None:
-        """Apply every change in one transaction; raise `TransientError` if worth retrying."""
+        """Apply every change in one transaction; raise `TransientError` if worth retrying,
+        `StoredRowsDiffer` (with `changes.check_stored_ids` set) if a row reuses a stored key and
+        envelope id with other values."""
         ...
 
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:

@@ -28,6 +28,7 @@ from factflow.warehouse.base import (
     EVENT_STATS,
     QueryResult,
     StoredDeadLetter,
+    StoredRowsDiffer,
     added_dead_letter_columns,
     dead_letters_query,
     rebuild_table,
@@ -175,20 +176,25 @@ class DuckDBWarehouse(ClosesOnExit):
 
     def write(self, changes: ChangeSet) -> None:
         schema = self._require_schema()
+        check = changes.check_stored_ids is not None
         with self._transaction():
             for fact in schema.facts:
                 rows = changes.facts.get(fact.name)
                 if rows:
+                    into = changes.rebuild_into.get(fact.name)
                     self._insert_first(
                         fact.table,
                         rows,
                         changes.staged.get(fact.table.name),
-                        into=changes.rebuild_into.get(fact.name),
+                        into=into,
+                        check=check and into is None,
                     )
             for dim in schema.dimensions:
                 rows = changes.dimension_changes.get(dim.name)
                 if rows:
-                    self._record_changes(dim, rows, changes.staged.get(dim.changes.name))
+                    self._record_changes(
+                        dim, rows, changes.staged.get(dim.changes.name), check=check
+                    )
             for dim in schema.dimensions:
                 keys = changes.references.get(dim.name)
                 if keys:
@@ -356,15 +362,26 @@ class DuckDBWarehouse(ClosesOnExit):
         staged: pa.Table | None = None,
         *,
         into: str | None = None,
+        check: bool = False,
     ) -> None:
         """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
-        `table` or the table named `into` (of the same columns)."""
+        `table` or the table named `into` (of the same columns); with `check`, refuse rows
+        stored under their key and envelope id with other values (`_refuse_reused_ids`)."""
         batch = staged if staged is not None else _arrow(table, rows)
         with self._registered("batch_rows", batch):
-            self._con.execute(*_first_wins(table, batch, into or table.name))
+            [(inserted,)] = self._con.execute(
+                *_first_wins(table, batch, into or table.name)
+            ).fetchall()
+            if check:
+                self._refuse_reused_ids(table, batch, int(inserted))
 
     def _record_changes(
-        self, dim: DimensionSpec, rows: Sequence[Row], staged: pa.Table | None = None
+        self,
+        dim: DimensionSpec,
+        rows: Sequence[Row],
+        staged: pa.Table | None = None,
+        *,
+        check: bool = False,
     ) -> None:
         batch = staged if staged is not None else _arrow(dim.changes, rows)
         sql, bounds = _first_wins(dim.changes, batch, dim.changes.name)
@@ -372,9 +389,21 @@ class DuckDBWarehouse(ClosesOnExit):
             # Only the changes stored now: a duplicate of a stored one changes no derived row,
             # so when all are duplicates (a redelivery) there is nothing to derive.
             new = self._con.sql(f"{sql} RETURNING *", params=bounds).to_arrow_table()
+            if check:
+                self._refuse_reused_ids(dim.changes, batch, new.num_rows)
         if new.num_rows:
             with self._registered("new_changes", new):
                 self._derive(dim)
+
+    def _refuse_reused_ids(self, table: Table, batch: pa.Table, inserted: int) -> None:
+        """Raise `StoredRowsDiffer` if a row of `batch_rows` (`batch`, registered, just inserted
+        first-wins into `table`) shares its key and envelope id with a stored row of other
+        values. Looked for only when the insert skipped a key of the batch (it inserted fewer
+        rows than the batch has keys): a batch of new keys pays one count in Arrow."""
+        if inserted >= batch.group_by(list(table.key)).aggregate([]).num_rows:
+            return
+        if self._con.execute(*_reused_ids(table, batch)).fetchall():
+            raise StoredRowsDiffer(table.name)
 
     def _derive(self, dim: DimensionSpec) -> None:
         """Bring the current rows (and versions) of the keys of `new_changes` up to date.
@@ -563,6 +592,25 @@ def _first_wins(table: Table, batch: pa.Table, target: str) -> tuple[str, list[A
         f"WHERE NOT EXISTS (SELECT 1 FROM {quote(target)} AS stored WHERE {stored} "
         f"AND stored.{quote(table.key[0])} BETWEEN ? AND ?) "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY occurred_at, event_id) = 1",
+        [lowest, highest],
+    )
+
+
+def _reused_ids(table: Table, batch: pa.Table) -> tuple[str, list[Any]]:
+    """The query finding a row of `batch_rows` (`batch`, registered) stored in `table` under its
+    key and envelope id with other values (a row, or none), and its parameters. The rows the
+    batch just inserted match themselves, with the same values."""
+    keys = dict.fromkeys((*table.key, "event_id"))
+    same = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in keys)
+    differ = " OR ".join(
+        f"stored.{quote(c)} IS DISTINCT FROM batch_rows.{quote(c)}"
+        for c in table.column_names
+        if c not in keys
+    )
+    lowest, highest = _key_range(batch, table.key[0])
+    return (
+        f"SELECT 1 FROM batch_rows JOIN {quote(table.name)} AS stored ON {same} "
+        f"AND stored.{quote(table.key[0])} BETWEEN ? AND ? WHERE {differ} LIMIT 1",
         [lowest, highest],
     )
 

@@ -42,6 +42,7 @@ from factflow.warehouse.base import (
     EVENT_STATS,
     QueryResult,
     StoredDeadLetter,
+    StoredRowsDiffer,
     added_dead_letter_columns,
     dead_letters_query,
     rebuild_table,
@@ -196,6 +197,8 @@ class PostgresWarehouse(ClosesOnExit):
                 for a passing reason (deadlock, serialization, shutdown); retry the batch.
             TerminalError: a value PostgreSQL cannot store (too many decimal places, out of
                 range, text with NUL): split the batch to find the message that carries it.
+            StoredRowsDiffer: with `changes.check_stored_ids`, a row is stored under its key
+                and envelope id with other values.
         """
         self._refuse_if_read_only("write")
         schema = self._require_schema()
@@ -521,16 +524,18 @@ class PostgresWarehouse(ClosesOnExit):
 
     def _write(self, cursor: Cursor, schema: Schema, changes: ChangeSet) -> None:
         self._stage_tables(cursor, schema)
+        check = changes.check_stored_ids is not None
         for fact in schema.facts:
             rows = changes.facts.get(fact.name)
             if rows:
+                into = changes.rebuild_into.get(fact.name)
                 self._insert_first(
-                    cursor, fact.table, rows, into=changes.rebuild_into.get(fact.name)
+                    cursor, fact.table, rows, into=into, check=check and into is None
                 )
         for dim in schema.dimensions:
             rows = changes.dimension_changes.get(dim.name)
             if rows:
-                self._record_changes(cursor, dim, rows)
+                self._record_changes(cursor, dim, rows, check=check)
         for dim in schema.dimensions:
             keys = changes.references.get(dim.name)
             if keys:
@@ -586,10 +591,17 @@ class PostgresWarehouse(ClosesOnExit):
                 ) from None
 
     def _insert_first(
-        self, cursor: Cursor, table: Table, rows: Sequence[Row], *, into: str | None = None
+        self,
+        cursor: Cursor,
+        table: Table,
+        rows: Sequence[Row],
+        *,
+        into: str | None = None,
+        check: bool = False,
     ) -> None:
         """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
-        `table` or the table named `into` (of the same columns)."""
+        `table` or the table named `into` (of the same columns); with `check`, refuse rows
+        stored under their key and envelope id with other values (`_refuse_reused_ids`)."""
         stage = self._stages[table.name]
         self._copy(cursor, stage, table.column_names, rows)
         self._check_scales(cursor, table, stage)
@@ -600,12 +612,46 @@ class PostgresWarehouse(ClosesOnExit):
             else quote(c.name)
             for c in table.columns
         )
-        cursor.execute(
+        insert = (
             f"INSERT INTO {quote(into or table.name)} "
             f"({', '.join(map(quote, table.column_names))}) "
             f"SELECT DISTINCT ON ({keys}) {values} FROM pg_temp.{stage} "
             f"ORDER BY {keys}, occurred_at, event_id ON CONFLICT DO NOTHING"
         )
+        if not check:
+            cursor.execute(insert)
+            return
+        # Rows inserted and keys of the batch, in the same round trip: fewer rows than keys
+        # means a key already stored (or just stored by a concurrent writer, waited for).
+        cursor.execute(
+            f"WITH inserted AS ({insert} RETURNING 1) SELECT (SELECT count(*) FROM inserted), "
+            f"(SELECT count(*) FROM (SELECT DISTINCT {keys} FROM pg_temp.{stage}) AS batch_keys)"
+        )
+        counts = cursor.fetchone()
+        if counts is not None and counts[0] < counts[1]:
+            self._refuse_reused_ids(cursor, table, stage)
+
+    def _refuse_reused_ids(self, cursor: Cursor, table: Table, stage: str) -> None:
+        """Raise `StoredRowsDiffer` if a row of `stage` shares its key and envelope id with a row
+        of `table` of other values (the rows the batch just inserted match themselves)."""
+        keys = dict.fromkeys((*table.key, "event_id"))
+        same = " AND ".join(f"stored.{quote(k)} = batch.{quote(k)}" for k in keys)
+        differ = " OR ".join(
+            f"stored.{quote(c.name)} IS DISTINCT FROM "
+            + (
+                f"(batch.{quote(c.name)} AT TIME ZONE 'UTC')"
+                if c.type is ColumnType.TIMESTAMP
+                else f"batch.{quote(c.name)}"
+            )
+            for c in table.columns
+            if c.name not in keys
+        )
+        cursor.execute(
+            f"SELECT 1 FROM pg_temp.{stage} AS batch JOIN {quote(table.name)} AS stored "
+            f"ON {same} WHERE {differ} LIMIT 1"
+        )
+        if cursor.fetchone() is not None:
+            raise StoredRowsDiffer(table.name)
 
     def _check_scales(self, cursor: Cursor, table: Table, stage: str) -> None:
         """Refuse numbers with more decimal places than their column keeps.
@@ -632,8 +678,10 @@ class PostgresWarehouse(ClosesOnExit):
                 f"number with at most {scale} decimal places, got {value}"
             )
 
-    def _record_changes(self, cursor: Cursor, dim: DimensionSpec, rows: Sequence[Row]) -> None:
-        self._insert_first(cursor, dim.changes, rows)
+    def _record_changes(
+        self, cursor: Cursor, dim: DimensionSpec, rows: Sequence[Row], *, check: bool = False
+    ) -> None:
+        self._insert_first(cursor, dim.changes, rows, check=check)
         # Derive under a lock held until commit: a concurrent writer of this dimension then
         # derives after this batch committed, from every change including this batch's.
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, dim.name),))
