@@ -78,7 +78,10 @@ def test_the_consumer_reads_until_idle_and_acknowledges_everything(tmp_path: Pat
 
 def test_a_dropped_transport_is_reopened_and_nothing_is_lost(tmp_path: Path) -> None:
     transport = published(tmp_path / "log")
-    dropping = DroppingTransport(transport, drop_every=3)
+    # Every 4th call: the consumer fetches the next batch before it acknowledges the one it
+    # wrote, so dropping every 3rd call would always hit an acknowledgement and never let one
+    # through (a real network drops at random).
+    dropping = DroppingTransport(transport, drop_every=4)
     with DuckDBWarehouse(None) as reference, DuckDBWarehouse(None) as warehouse:
         run_consumer(app, published(tmp_path / "again"), reference, FAST)
         metrics = Metrics()

@@ -7,6 +7,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import msgspec
 
@@ -86,7 +88,29 @@ def run_consumer(
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
     total = BatchOutcome()
     alone = 0  # suspect messages written one at a time since the last other batch
-    with tuned_for_batches(), contextlib.closing(reader):
+    in_flight: _Write | None = None
+
+    def settle(write: _Write) -> bool:
+        """Wait for `write`, then acknowledge its batch; False if stopping left it unwritten."""
+        try:
+            outcome = write.outcome.result()
+        except Stopped:
+            log.warning("stopping with %d messages unacknowledged", write.size)
+            return False
+        _faults.reached("commit-before-ack")
+        reader.commit(write.subscription)
+        total.add(outcome)
+        if metrics is not None:
+            metrics.batch_written(outcome, time.perf_counter() - write.started)
+        if on_batch is not None:
+            on_batch(outcome)
+        return True
+
+    with (
+        tuned_for_batches(),
+        contextlib.closing(reader),
+        ThreadPoolExecutor(1, thread_name_prefix="factflow-writer") as writing,
+    ):
         while not stop.is_set():
             if metrics is not None:
                 metrics.heartbeat()
@@ -98,6 +122,10 @@ def run_consumer(
                 log.warning("wrote %d suspect messages one at a time", alone)
                 alone = 0
             if not messages:
+                if in_flight is not None:  # nothing more to overlap it with: acknowledge it
+                    written, in_flight = settle(in_flight), None
+                    if not written:
+                        break
                 if options.stop_when_idle:
                     break
                 continue
@@ -111,19 +139,40 @@ def run_consumer(
                     )
                 alone += len(messages)
             started = time.perf_counter()
-            try:
-                outcome = writer.write(messages)
-            except Stopped:
-                log.warning("stopping with %d messages unacknowledged", len(messages))
-                break
-            _faults.reached("commit-before-ack")
-            reader.commit()
-            total.add(outcome)
-            if metrics is not None:
-                metrics.batch_written(outcome, time.perf_counter() - started)
-            if on_batch is not None:
-                on_batch(outcome)
+            if suspect and in_flight is not None:  # processed with nothing else at stake
+                written, in_flight = settle(in_flight), None
+                if not written:
+                    break
+            # Decoding and mapping this batch overlaps with writing the previous one (the
+            # warehouse works outside the interpreter lock); its acknowledgement waits for it.
+            changes = processor.process(messages)
+            warehouse.stage(changes)
+            if in_flight is not None:
+                written, in_flight = settle(in_flight), None
+                if not written or stop.is_set():
+                    break  # what was fetched since goes back to the transport, unacknowledged
+            in_flight = _Write(
+                writing.submit(writer.write_processed, messages, changes),
+                len(messages),
+                started,
+                reader.subscription,
+            )
+            if suspect:
+                written, in_flight = settle(in_flight), None
+                if not written:
+                    break
+        if in_flight is not None:
+            settle(in_flight)  # the batch in hand is finished and acknowledged
     return total
+
+
+class _Write(NamedTuple):
+    """A batch being written: its outcome to come, and what acknowledging it needs."""
+
+    outcome: Future[BatchOutcome]
+    size: int
+    started: float
+    subscription: Subscription | None  # the one it came from
 
 
 def _prepare(warehouse: Warehouse, app: App, backoff: Backoff, stop: threading.Event) -> bool:
@@ -176,11 +225,18 @@ class _Reader:
             self._lost(error)
             return None
 
-    def commit(self) -> None:
-        if self._subscription is None:
+    @property
+    def subscription(self) -> Subscription | None:
+        return self._subscription
+
+    def commit(self, fetched_from: Subscription | None) -> None:
+        """Acknowledge the oldest batch not acknowledged yet, fetched from `fetched_from`: if
+        that subscription was dropped since, the transport delivers the batch again, and the
+        warehouse, which has it, ignores it."""
+        if self._subscription is None or self._subscription is not fetched_from:
             return
         try:
-            self._subscription.commit()
+            self._subscription.commit(1)
         except TransportUnavailable as error:
             # The batch is in the warehouse; the transport will deliver it again, harmlessly.
             self._lost(error)
