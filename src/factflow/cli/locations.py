@@ -70,7 +70,7 @@ def _local_path(url: str, scheme: str) -> Path:
 def open_warehouse(url: str, *, read_only: bool = False) -> Warehouse:
     scheme = urlsplit(url).scheme
     if scheme == "duckdb":
-        from factflow.warehouse.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
+        from factflow.warehouse.duckdb import DuckDBWarehouse
 
         path = _local_path(url, scheme)
         if read_only and not path.exists():
@@ -86,7 +86,7 @@ def open_warehouse(url: str, *, read_only: bool = False) -> Warehouse:
         return DuckDBWarehouse(
             None if str(path) == ":memory:" else path,
             read_only=read_only,
-            memory_limit=options.get("memory_limit", DEFAULT_MEMORY_LIMIT),
+            memory_limit=options.get("memory_limit"),
         )
     if scheme in ("postgresql", "postgres"):
         from factflow.warehouse.postgres import PostgresWarehouse

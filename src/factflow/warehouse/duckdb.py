@@ -51,13 +51,17 @@ from factflow.warehouse.ddl import (
 )
 from factflow.warehouse.views import comment_statements, comments_query, model_views
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "DIALECT", "DuckDBWarehouse"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "DIALECT", "WRITER_MEMORY_LIMIT", "DuckDBWarehouse"]
 
 log = logging.getLogger("factflow.warehouse")
 
 #: DuckDB caches table data up to its memory limit (by default most of the machine's memory):
 #: a modest cap keeps a long-running service's memory flat; data beyond it is read from disk.
+#: Queries (read-only opens: KPIs, the dashboard) get the larger cache; a writer touches mostly
+#: the recent row groups, and at 10^7 events a bootstrap's peak memory is ~600 MiB with 128 MB
+#: against ~760 MiB with 256 MB, for the same time (5 % slower at 10^6).
 DEFAULT_MEMORY_LIMIT = "256MB"
+WRITER_MEMORY_LIMIT = "128MB"
 
 #: The write-ahead log DuckDB lets grow before it checkpoints (writes the changed row groups into
 #: the file). At its default of 16 MB a bootstrap batch checkpoints at every commit, rewriting
@@ -106,7 +110,8 @@ class DuckDBWarehouse(ClosesOnExit):
     """A warehouse in one DuckDB file; `path=None` keeps it in memory (for tests).
 
     `memory_limit` caps DuckDB's memory (`duckdb:///kpi.duckdb?memory_limit=1GB` on the command
-    line); queries that need more spill to disk next to the file.
+    line; by default 256 MB read-only, 128 MB for writing); queries that need more spill to disk
+    next to the file.
 
     One process may open a file for writing at a time (DuckDB's rule); `read_only=True` opens it
     for queries while no writer holds it, with no access to other files and settings locked, so
@@ -120,10 +125,11 @@ class DuckDBWarehouse(ClosesOnExit):
         path: Path | str | None = None,
         *,
         read_only: bool = False,
-        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = None if path is None or str(path) == ":memory:" else Path(path)
         self.read_only = read_only
+        memory_limit = memory_limit or (DEFAULT_MEMORY_LIMIT if read_only else WRITER_MEMORY_LIMIT)
         config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
         if read_only:
             # No COPY TO, EXPORT, ATTACH, read_csv of other files or extensions, and no SET:
