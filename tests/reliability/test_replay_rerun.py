@@ -157,7 +157,7 @@ def test_a_replay_after_a_fix_lands_everything_and_run_again_changes_nothing(
     finally:
         store.close()
     backend = warehouse_url.partition(":")[0]
-    scenario = f"7 dead letters replayed after a fix, then again: nothing changes (5, {backend})"
+    scenario = f"inv. 5 dead letters replayed after a fix, then again: nothing changes ({backend})"
     if not verdict.ok:
         reliability_table.add(scenario, verdict)
     verdict.assert_ok()
