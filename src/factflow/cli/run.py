@@ -22,13 +22,11 @@ from factflow.cli.settings import (
     transport_option,
     warehouse_option,
 )
-from factflow.errors import FactflowError, TransientError
-from factflow.pipeline.app import App
+from factflow.errors import FactflowError
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
 from factflow.runtime.http import serve_metrics
 from factflow.runtime.metrics import Metrics
-from factflow.runtime.writer import Backoff, BatchOutcome
-from factflow.warehouse.base import Warehouse
+from factflow.runtime.writer import Backoff, BatchOutcome, wait_while_unavailable
 
 __all__ = ["run"]
 
@@ -113,7 +111,12 @@ def run(
         source = open_transport(transport)
         try:
             with contextlib.closing(open_warehouse(warehouse)) as store:
-                if _schema_checked(store, the_app, app, warehouse, backoff, stop):
+                # A service started while its database is down waits for it; the one-shot
+                # commands check the schema without waiting.
+                schema_checked = wait_while_unavailable(
+                    lambda: refuse_mismatched_schema(store, the_app, app, warehouse), backoff, stop
+                )
+                if schema_checked:
                     log.info(
                         "consuming",
                         extra={
@@ -156,27 +159,3 @@ def run(
             "seconds": round(elapsed, 3),
         },
     )
-
-
-def _schema_checked(
-    store: Warehouse,
-    the_app: App,
-    app: str,
-    warehouse: str,
-    backoff: Backoff,
-    stop: threading.Event,
-) -> bool:
-    """Refuse a warehouse whose tables differ from the model (`refuse_mismatched_schema`),
-    waiting with backoff while it is unavailable: a service started while its database is down
-    (or restarting) waits for it, as the consumer does for `prepare` and every batch, instead of
-    exiting. False if `stop` was set first. The one-shot commands check without waiting."""
-    next_wait = backoff.waits()
-    while True:
-        try:
-            refuse_mismatched_schema(store, the_app, app, warehouse)
-            return True
-        except TransientError as error:
-            wait = next_wait()
-            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
-            if stop.wait(wait):
-                return False

@@ -13,13 +13,19 @@ from typing import NamedTuple
 import msgspec
 
 from factflow import _faults
-from factflow.errors import ConfigurationError, TransientError, TransportUnavailable
+from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE
 from factflow.pipeline.app import App
 from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.metrics import Metrics
 from factflow.runtime.processor import BatchProcessor
-from factflow.runtime.writer import Backoff, BatchOutcome, BatchWriter, Stopped
+from factflow.runtime.writer import (
+    Backoff,
+    BatchOutcome,
+    BatchWriter,
+    Stopped,
+    wait_while_unavailable,
+)
 from factflow.transport.base import Fetched, Subscription, Transport
 from factflow.warehouse.base import Warehouse
 
@@ -82,7 +88,7 @@ def run_consumer(
             f"app {app.name!r} has no consumer in group {options.group!r}; "
             f"its groups are: {', '.join(app.groups) or 'none'}"
         )
-    if not _prepare(warehouse, app, options.backoff, stop):
+    if not wait_while_unavailable(lambda: warehouse.prepare(app.schema), options.backoff, stop):
         return BatchOutcome()
     writer = BatchWriter(processor, warehouse, backoff=options.backoff, stop=stop)
     reader = _Reader(transport, options, processor.subscription, stop, metrics)
@@ -173,22 +179,6 @@ class _Write(NamedTuple):
     size: int
     started: float
     subscription: Subscription | None  # the one it came from
-
-
-def _prepare(warehouse: Warehouse, app: App, backoff: Backoff, stop: threading.Event) -> bool:
-    """Create what the model lacks, waiting with backoff for a warehouse that is unavailable:
-    a service started while its database restarts waits, as it does for a batch, instead of
-    exiting. False if `stop` was set first."""
-    next_wait = backoff.waits()
-    while True:
-        try:
-            warehouse.prepare(app.schema)
-            return True
-        except TransientError as error:
-            wait = next_wait()
-            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
-            if stop.wait(wait):
-                return False
 
 
 class _Reader:

@@ -16,7 +16,14 @@ from factflow.pipeline.changes import ChangeSet
 from factflow.runtime.processor import BatchProcessor
 from factflow.warehouse.base import StoredRowsDiffer, Warehouse
 
-__all__ = ["Backoff", "BatchOutcome", "BatchWriter", "Stopped", "write_retrying"]
+__all__ = [
+    "Backoff",
+    "BatchOutcome",
+    "BatchWriter",
+    "Stopped",
+    "wait_while_unavailable",
+    "write_retrying",
+]
 
 log = logging.getLogger("factflow.runtime")
 
@@ -37,6 +44,24 @@ class Backoff(msgspec.Struct, frozen=True):
             return current
 
         return next_wait
+
+
+def wait_while_unavailable(
+    action: Callable[[], object], backoff: Backoff, stop: threading.Event
+) -> bool:
+    """Run `action`, retrying it with backoff while it raises `TransientError`: a service
+    started while its database restarts waits, as it does for a batch, instead of exiting.
+    True once it succeeded; False if `stop` was set first."""
+    next_wait = backoff.waits()
+    while True:
+        try:
+            action()
+            return True
+        except TransientError as error:
+            wait = next_wait()
+            log.warning("warehouse unavailable, retrying in %.1fs: %s", wait, error)
+            if stop.wait(wait):
+                return False
 
 
 class BatchOutcome(msgspec.Struct):
