@@ -15,6 +15,7 @@ import pytest
 from conftest import service_url
 from factflow.transport.base import Fetched, Outgoing
 from factflow.transport.nats import NatsSubscription, NatsTransport
+from redelivery import read_suspects_then_the_rest
 
 pytest.importorskip("nats")
 
@@ -63,18 +64,8 @@ def test_suspect_messages_come_one_per_fetch_before_the_rest(
     transport.publish(later)
 
     subscription = transport.subscribe("kpi", ["card.*"])
-    alone: list[bytes] = []
-    for _ in held:
-        fetched = subscription.fetch(100, 5)
-        assert isinstance(fetched, Fetched) and fetched.suspect and len(fetched) == 1
-        alone += fetched
-        subscription.commit()
+    alone, rest = read_suspects_then_the_rest(subscription, len(held), len(later), 5)
     assert sorted(alone) == sorted(held)
-    rest: list[bytes] = []
-    while len(rest) < len(later) and (fetched := subscription.fetch(100, 5)):
-        assert isinstance(fetched, Fetched) and not fetched.suspect
-        rest += fetched
-        subscription.commit()
     assert rest == [m.body for m in later]
     assert len(rest) == len(later)
     assert transport.depth("kpi") == 0

@@ -19,6 +19,7 @@ from factflow.transport.base import SUSPECT_RETURNS, Fetched, Outgoing
 from factflow.transport.publishing import outgoing
 from factflow.transport.rabbitmq import RabbitMQTransport
 from factflow.warehouse.duckdb import DuckDBWarehouse
+from redelivery import read_suspects_then_the_rest
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -83,18 +84,8 @@ def test_suspect_messages_come_one_per_fetch_before_the_rest(mq: RabbitMQTranspo
     mq.publish(later)
 
     with mq.subscribe("kpi", ["card.*"]) as subscription:
-        alone: list[bytes] = []
-        for _ in returned:
-            fetched = subscription.fetch(100, 2)
-            assert isinstance(fetched, Fetched) and fetched.suspect and len(fetched) == 1
-            alone += fetched
-            subscription.commit()
+        alone, rest = read_suspects_then_the_rest(subscription, len(returned), len(later), 2)
         assert sorted(alone) == sorted(held)
-        rest: list[bytes] = []
-        while len(rest) < len(later) and (fetched := subscription.fetch(100, 2)):
-            assert isinstance(fetched, Fetched) and not fetched.suspect
-            rest += fetched
-            subscription.commit()
         assert rest == [m.body for m in later]
         assert subscription.fetch(100, 0.2) == []
     assert mq.depth("kpi") == 0
