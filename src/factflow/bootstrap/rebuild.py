@@ -81,5 +81,7 @@ def rebuild_fact(
     warehouse.prepare(app.schema)
     into = warehouse.begin_rebuild(spec.name)
     processor = _OneFact(app, spec, into)
-    replayed = replay(app, batches, warehouse, on_batch=on_batch, processor=processor)
+    replayed = replay(
+        app, batches, warehouse, on_batch=on_batch, processor=processor, prepared=True
+    )
     return RebuildOutcome(spec.name, replayed, warehouse.finish_rebuild(spec.name))

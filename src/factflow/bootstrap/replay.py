@@ -50,6 +50,7 @@ def replay(
     *,
     on_batch: Callable[[BatchOutcome, P], None] | None = None,
     processor: BatchProcessor | None = None,
+    prepared: bool = False,
 ) -> BatchOutcome:
     """Write every batch through every pipeline of `app`; returns the totals.
 
@@ -58,8 +59,11 @@ def replay(
     thread after each commit, in order. The first failure stops the replay and is raised; what
     was committed before it stays, and replaying again changes nothing already written.
     `processor` replaces the one running every pipeline of `app` (a rebuild keeps less).
+    `prepared` says the caller already prepared the warehouse for `app` (creating what the
+    model lacks also re-creates its views, which is not free).
     """
-    warehouse.prepare(app.schema)
+    if not prepared:
+        warehouse.prepare(app.schema)
     processor = processor or BatchProcessor(app)
     writer = BatchWriter(processor, warehouse)
     total = BatchOutcome()
