@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.model.schema import Column, ColumnType, DimensionSpec, Schema, Table
 from factflow.warehouse.base import DEAD_LETTERS, EVENT_STATS
 
 __all__ = [
@@ -88,6 +88,24 @@ LastValue = Callable[[str, str], str]
 #: How a backend spells the aggregate "the column's non-null value of the latest change row by
 #: (occurred_at, event_id)": `latest(column)`.
 Latest = Callable[[str], str]
+
+
+def reused_id_conditions(
+    table: Table, batch: str, batch_value: Callable[[Column], str] | None = None
+) -> tuple[str, str]:
+    """For a row of `batch` (an alias) and a row of `table` (as `stored`): the condition that
+    they share the key and envelope id, and the condition that their other values differ (an
+    envelope id reused with other contents). `batch_value` gives a batch column's SQL (by
+    default `<batch>.<column>`), for a backend that must convert it to compare."""
+    value = batch_value or (lambda column: f"{batch}.{quote(column.name)}")
+    keys = dict.fromkeys((*table.key, "event_id"))
+    same = " AND ".join(f"stored.{quote(k)} = {batch}.{quote(k)}" for k in keys)
+    differ = " OR ".join(
+        f"stored.{quote(c.name)} IS DISTINCT FROM {value(c)}"
+        for c in table.columns
+        if c.name not in keys
+    )
+    return same, differ
 
 
 def current_rows(

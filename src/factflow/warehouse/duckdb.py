@@ -47,6 +47,7 @@ from factflow.warehouse.ddl import (
     merged_history_rows,
     quote,
     rederived_keys,
+    reused_id_conditions,
     seed_rows,
 )
 from factflow.warehouse.views import comment_statements, comments_query, model_views
@@ -606,13 +607,7 @@ def _reused_ids(table: Table, batch: pa.Table) -> tuple[str, list[Any]]:
     """The query finding a row of `batch_rows` (`batch`, registered) stored in `table` under its
     key and envelope id with other values (a row, or none), and its parameters. The rows the
     batch just inserted match themselves, with the same values."""
-    keys = dict.fromkeys((*table.key, "event_id"))
-    same = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in keys)
-    differ = " OR ".join(
-        f"stored.{quote(c)} IS DISTINCT FROM batch_rows.{quote(c)}"
-        for c in table.column_names
-        if c not in keys
-    )
+    same, differ = reused_id_conditions(table, "batch_rows")
     lowest, highest = _key_range(batch, table.key[0])
     return (
         f"SELECT 1 FROM batch_rows JOIN {quote(table.name)} AS stored ON {same} "

@@ -55,6 +55,7 @@ from factflow.warehouse.ddl import (
     history_rows,
     internal_tables,
     quote,
+    reused_id_conditions,
 )
 from factflow.warehouse.views import comment_statements, comments_query, model_views
 
@@ -634,17 +635,15 @@ class PostgresWarehouse(ClosesOnExit):
     def _refuse_reused_ids(self, cursor: Cursor, table: Table, stage: str) -> None:
         """Raise `StoredRowsDiffer` if a row of `stage` shares its key and envelope id with a row
         of `table` of other values (the rows the batch just inserted match themselves)."""
-        keys = dict.fromkeys((*table.key, "event_id"))
-        same = " AND ".join(f"stored.{quote(k)} = batch.{quote(k)}" for k in keys)
-        differ = " OR ".join(
-            f"stored.{quote(c.name)} IS DISTINCT FROM "
-            + (
+        same, differ = reused_id_conditions(
+            table,
+            "batch",
+            # The staged timestamps are zone-less UTC; the stored ones are timestamptz.
+            lambda c: (
                 f"(batch.{quote(c.name)} AT TIME ZONE 'UTC')"
                 if c.type is ColumnType.TIMESTAMP
                 else f"batch.{quote(c.name)}"
-            )
-            for c in table.columns
-            if c.name not in keys
+            ),
         )
         cursor.execute(
             f"SELECT 1 FROM pg_temp.{stage} AS batch JOIN {quote(table.name)} AS stored "
