@@ -103,19 +103,14 @@ class BatchProcessor:
                 else:
                     gone = {id(envelope) for envelope, _ in stored}
                     refused = stored + conflicts_in_batch([e for e in routed if id(e) not in gone])
-        if refused:
-            drop_envelopes(changes, (envelope for envelope, _ in refused))
-            _set_aside(refused, raw_of, changes)
+        _set_aside(refused, raw_of, changes)
 
     def _set_aside_stored(self, raw_of: _RawOf, changes: ChangeSet) -> None:
         """The `check_stored_ids` of a batch: its envelopes whose rows the warehouse holds under
         their key and id with other values become dead letters; their rows are dropped."""
         if self.warehouse is None:
             return
-        refused = stored_conflicts(self.schema, changes, self.warehouse)
-        if refused:
-            drop_envelopes(changes, (envelope for envelope, _ in refused))
-            _set_aside(refused, raw_of, changes)
+        _set_aside(stored_conflicts(self.schema, changes, self.warehouse), raw_of, changes)
 
     def _run_isolating(
         self,
@@ -149,6 +144,10 @@ class BatchProcessor:
 def _set_aside(
     refused: list[tuple[Envelope[Any], str]], raw_of: _RawOf, changes: ChangeSet
 ) -> None:
+    """Make each refused envelope a dead letter with its reason, its rows out of `changes`."""
+    if not refused:
+        return
+    drop_envelopes(changes, (envelope for envelope, _ in refused))
     for envelope, reason in refused:
         changes.dead_letters.append(
             DeadLetter.of(raw_of(envelope) or b"", reason, envelope.type, envelope.id)
