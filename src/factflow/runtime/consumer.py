@@ -96,8 +96,13 @@ def run_consumer(
     alone = 0  # suspect messages written one at a time since the last other batch
     in_flight: _Write | None = None
 
-    def settle(write: _Write) -> bool:
-        """Wait for `write`, then acknowledge its batch; False if stopping left it unwritten."""
+    def settle() -> bool:
+        """Wait for the write in flight (if any), then acknowledge its batch; False if stopping
+        left it unwritten."""
+        nonlocal in_flight
+        write, in_flight = in_flight, None
+        if write is None:
+            return True
         try:
             outcome = write.outcome.result()
         except Stopped:
@@ -128,10 +133,8 @@ def run_consumer(
                 log.warning("wrote %d suspect messages one at a time", alone)
                 alone = 0
             if not messages:
-                if in_flight is not None:  # nothing more to overlap it with: acknowledge it
-                    written, in_flight = settle(in_flight), None
-                    if not written:
-                        break
+                if not settle():  # nothing more to overlap it with: acknowledge it
+                    break
                 if options.stop_when_idle:
                     break
                 continue
@@ -145,30 +148,23 @@ def run_consumer(
                     )
                 alone += len(messages)
             started = time.perf_counter()
-            if suspect and in_flight is not None:  # processed with nothing else at stake
-                written, in_flight = settle(in_flight), None
-                if not written:
-                    break
+            if suspect and not settle():  # processed with nothing else at stake
+                break
             # Decoding and mapping this batch overlaps with writing the previous one (the
             # warehouse works outside the interpreter lock); its acknowledgement waits for it.
             changes = processor.process(messages)
             warehouse.stage(changes)
-            if in_flight is not None:
-                written, in_flight = settle(in_flight), None
-                if not written or stop.is_set():
-                    break  # what was fetched since goes back to the transport, unacknowledged
+            if in_flight is not None and (not settle() or stop.is_set()):
+                break  # what was fetched since goes back to the transport, unacknowledged
             in_flight = _Write(
                 writing.submit(writer.write_processed, messages, changes),
                 len(messages),
                 started,
                 reader.subscription,
             )
-            if suspect:
-                written, in_flight = settle(in_flight), None
-                if not written:
-                    break
-        if in_flight is not None:
-            settle(in_flight)  # the batch in hand is finished and acknowledged
+            if suspect and not settle():
+                break
+        settle()  # the batch in hand is finished and acknowledged
     return total
 
 
