@@ -30,6 +30,7 @@ import pytest
 from factflow.transport.publishing import Unroutable, outgoing
 from factflow.transport.rabbitmq import RabbitMQTransport
 from reliability.ledger import Ledger
+from tcp_proxy import TcpProxy
 
 CONSUMED = ("user", "account", "card", "goal")
 SUBSCRIPTION = [f"{domain}.*" for domain in CONSUMED]
@@ -197,9 +198,10 @@ class PrivateRabbitMQ:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class CommitCutter:
+class CommitCutter(TcpProxy):
     """A proxy in front of PostgreSQL that cuts a connection exactly at COMMIT, so that the
-    client cannot know whether its transaction committed.
+    client cannot know whether its transaction committed (a `TcpProxy` whose pump reads the
+    protocol).
 
     It reads the client's side of the wire protocol. At the COMMITs numbered in `at` (counting
     every COMMIT through the proxy from 1) it either forwards the COMMIT, waits a moment so the
@@ -210,34 +212,13 @@ class CommitCutter:
     """
 
     def __init__(self, target: tuple[str, int], at: Iterable[int], *, deliver: bool) -> None:
-        self.target, self.at, self.deliver = target, set(at), deliver
+        self.at, self.deliver = set(at), deliver
         self.commits = 0
         self.cuts = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target)
 
     def url(self, schema: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/test?schema={schema}&sslmode=disable"
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _is_cut(self, message: bytes) -> bool:
         """Count a COMMIT in this client message; True if the connection is to be cut at it."""
