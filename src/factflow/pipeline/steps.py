@@ -15,6 +15,7 @@ from factflow.pipeline.work import Work
 
 __all__ = [
     "MapFunction",
+    "MapStep",
     "Step",
     "StoreStep",
     "ensure",
@@ -35,11 +36,19 @@ MapFunction: TypeAlias = Callable[
 ]
 
 
-def map_events(function: MapFunction[Any]) -> Step:
-    """A step that maps every event with `function`; an event it raises on becomes a dead letter."""
-    name = getattr(function, "__name__", repr(function))
+class MapStep:
+    """The step of `Pipeline.map`: maps every event with `function`; an event it raises on
+    becomes a dead letter. Keeps `function`, so that a `Projection` can also run column-wise."""
 
-    def map_step(work: Work[Any]) -> None:
+    __slots__ = ("__name__", "function", "function_name")
+
+    def __init__(self, function: MapFunction[Any]) -> None:
+        self.function = function
+        self.function_name: str = getattr(function, "__name__", repr(function))
+        self.__name__ = f"map({self.function_name})"
+
+    def __call__(self, work: Work[Any]) -> None:
+        function, name = self.function, self.function_name
         mapped = work.mapped
         failed: list[tuple[Envelope[Any], str]] = []
         for envelope in work.events:
@@ -60,8 +69,10 @@ def map_events(function: MapFunction[Any]) -> Step:
         for envelope, reason in failed:
             work.reject(envelope, reason)
 
-    map_step.__name__ = f"map({name})"
-    return map_step
+
+def map_events(function: MapFunction[Any]) -> MapStep:
+    """A step that maps every event with `function`; an event it raises on becomes a dead letter."""
+    return MapStep(function)
 
 
 def ensure_dimensions(work: Work[Any]) -> None:

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavaila
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
-from factflow.pipeline.changes import ChangeSet, Row, RowBlock
+from factflow.pipeline.arrow import arrow_table, utc_timestamps
+from factflow.pipeline.changes import ChangeSet, Row
 from factflow.warehouse.base import (
     DEAD_LETTER_COLUMNS_QUERY,
     DEAD_LETTERS,
@@ -83,18 +83,6 @@ TYPES: TypeNames = {
 }
 # Key indexes live in memory in DuckDB: only the dimensions' current rows carry one.
 DIALECT = Dialect("duckdb", TYPES, keys_everywhere=False)
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
-_NAIVE_MICROS = pa.timestamp("us")  # how TIMESTAMP columns keep UTC instants
-ARROW: dict[ColumnType, pa.DataType] = {
-    ColumnType.TEXT: pa.string(),
-    ColumnType.INTEGER: pa.int64(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.BOOLEAN: pa.bool_(),
-    ColumnType.MONEY: pa.decimal128(MONEY_PRECISION, MONEY_SCALE),
-    ColumnType.DECIMAL: pa.decimal128(38, 10),
-    ColumnType.TIMESTAMP: _UTC_MICROS,
-    ColumnType.DATE: pa.date32(),
-}
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -179,7 +167,7 @@ class DuckDBWarehouse(ClosesOnExit):
             # A value Arrow refuses is left for `write`, which meets it again and isolates it.
             with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
                 if rows:
-                    changes.staged[table.name] = _arrow(table, rows)
+                    changes.staged[table.name] = arrow_table(table, rows)
 
     def write(self, changes: ChangeSet) -> None:
         schema = self._require_schema()
@@ -374,7 +362,7 @@ class DuckDBWarehouse(ClosesOnExit):
         """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
         `table` or the table named `into` (of the same columns); with `check`, refuse rows
         stored under their key and envelope id with other values (`_refuse_reused_ids`)."""
-        batch = staged if staged is not None else _arrow(table, rows)
+        batch = staged if staged is not None else arrow_table(table, rows)
         with self._registered("batch_rows", batch):
             [(inserted,)] = self._con.execute(
                 *_first_wins(table, batch, into or table.name)
@@ -390,7 +378,7 @@ class DuckDBWarehouse(ClosesOnExit):
         *,
         check: bool = False,
     ) -> None:
-        batch = staged if staged is not None else _arrow(dim.changes, rows)
+        batch = staged if staged is not None else arrow_table(dim.changes, rows)
         sql, bounds = _first_wins(dim.changes, batch, dim.changes.name)
         with self._registered("batch_rows", batch):
             # Only the changes stored now: a duplicate of a stored one changes no derived row,
@@ -486,7 +474,7 @@ class DuckDBWarehouse(ClosesOnExit):
                 "event_id": pa.array([d.event_id for d in letters], pa.string()),
                 "reason": [d.reason for d in letters],
                 "raw": pa.array([d.raw for d in letters], pa.binary()),
-                "received_at": _utc_timestamps([now] * len(letters)),
+                "received_at": utc_timestamps([now] * len(letters)),
             }
         )
         with self._registered("batch_dead_letters", batch):
@@ -516,7 +504,7 @@ class DuckDBWarehouse(ClosesOnExit):
                 "event_type": pa.array([d.event_type for d in kept], pa.string()),
                 "event_id": pa.array([d.event_id for d in kept], pa.string()),
                 "reason": [d.reason for d in kept],
-                "replayed_at": _utc_timestamps([datetime.now(UTC)] * len(kept)),
+                "replayed_at": utc_timestamps([datetime.now(UTC)] * len(kept)),
             }
         )
         with self._registered("replayed_again", batch):
@@ -534,7 +522,7 @@ class DuckDBWarehouse(ClosesOnExit):
             {
                 "event_type": types,
                 "events": pa.array([seen[t][0] for t in types], pa.int64()),
-                "last_occurred_at": _utc_timestamps([seen[t][1] for t in types]),
+                "last_occurred_at": utc_timestamps([seen[t][1] for t in types]),
             }
         )
         with self._registered("batch_seen", batch):
@@ -621,35 +609,10 @@ def _count(flags: pa.ChunkedArray) -> int:
     return int(pc.sum(flags).as_py() or 0)
 
 
-def _column(rows: Sequence[Row], index: int) -> list[Any]:
-    if isinstance(rows, RowBlock):
-        return rows.column(index)
-    return list(map(itemgetter(index), rows))
-
-
-def _arrow(table: Table, rows: Sequence[Row]) -> pa.Table:
-    """Rows (in column order) to an Arrow table typed like the warehouse table."""
-    arrays = []
-    for index, column in enumerate(table.columns):
-        # One column at a time: several times faster than transposing with zip(*rows).
-        values = _column(rows, index)
-        if column.type is ColumnType.TIMESTAMP:
-            arrays.append(_utc_timestamps(values))
-        else:
-            arrays.append(pa.array(values, ARROW[column.type]))
-    return pa.Table.from_arrays(arrays, names=list(table.column_names))
-
-
 def _key_range(batch: pa.Table, column: str) -> tuple[Any, Any]:
     """The least and greatest value of `column` in `batch` (computed by Arrow, in C++)."""
     bounds = pc.min_max(batch.column(column))
     return bounds["min"].as_py(), bounds["max"].as_py()
-
-
-def _utc_timestamps(values: list[Any]) -> pa.Array:
-    """Instants as UTC without a zone. Reinterpreting the UTC array costs nothing; a cast to the
-    zone-less type would convert every value (it was a third of the cost of a batch's Arrow)."""
-    return pa.array(values, _UTC_MICROS).view(_NAIVE_MICROS)
 
 
 def _refusal(error: duckdb.Error) -> str:
