@@ -25,6 +25,7 @@ from factflow.model.types import Money
 from factflow.model.upcasting import Upcaster, upcaster
 from factflow.pipeline.app import App, Consumer
 from factflow.pipeline.builder import Pipeline
+from factflow.pipeline.projection import Projection, project
 from factflow.pipeline.sources import BootstrapSource, SourceEvent, bootstrap_source
 from factflow.pipeline.steps import (
     MapFunction,
@@ -58,6 +59,7 @@ __all__ = [
     "Min",
     "Money",
     "Pipeline",
+    "Projection",
     "RejectedEvent",
     "SourceEvent",
     "Step",
@@ -74,6 +76,7 @@ __all__ = [
     "event",
     "fact",
     "insert_first",
+    "project",
     "upcaster",
     "update_dimension",
 ]

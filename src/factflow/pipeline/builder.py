@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 from factflow.errors import DeclarationError
 from factflow.model.declare import Dimension, Event, Fact
 from factflow.model.envelope import Envelope
+from factflow.pipeline.projection import Projection
 from factflow.pipeline.steps import MapFunction, Step, StoreStep, map_events
 from factflow.pipeline.work import Work
 
@@ -41,7 +42,13 @@ class Pipeline(Generic[P]):
         self.steps = steps
 
     def map(self, function: MapFunction[P]) -> Pipeline[P]:
-        """Map each event to no row, one row or several rows (facts and/or dimension changes)."""
+        """Map each event to no row, one row or several rows (facts and/or dimension changes).
+
+        A `project(...)` map is checked against the event class here, and runs column-wise in
+        a bootstrap (`factflow.pipeline.projection`).
+        """
+        if isinstance(function, Projection):
+            function = function.bound(self.event)
         return self.then(map_events(function))
 
     def then(self, step: Step) -> Pipeline[P]:
