@@ -1,7 +1,8 @@
 """The sidekick's batch loop: raw envelopes, batch by batch, through pipelines into a warehouse.
 
 Every way of bootstrapping (event files, bootstrap sources) ends here, so they share one path
-with the running service: `BatchProcessor` decodes and maps, `Warehouse.stage` converts,
+with the running service: `ColumnarProcessor` decodes and maps (column-wise where the
+pipelines allow, as `BatchProcessor` does elsewhere), `Warehouse.stage` converts,
 `BatchWriter.write_processed` writes each batch in one transaction. Each batch comes with a
 *position*, whatever its source says about how far it got (bytes of a file, events of a source);
 `on_batch` receives it once the batch is committed, which is where a checkpoint belongs.
@@ -16,6 +17,7 @@ from typing import Generic, TypeAlias, TypeVar
 
 from factflow.pipeline.app import App
 from factflow.pipeline.changes import ChangeSet
+from factflow.runtime.columnar import ColumnarProcessor
 from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
@@ -64,7 +66,7 @@ def replay(
     """
     if not prepared:
         warehouse.prepare(app.schema)
-    processor = processor or BatchProcessor(app)
+    processor = processor or ColumnarProcessor(app)
     writer = BatchWriter(processor, warehouse)
     total = BatchOutcome()
     handoff: _Handoff[P] = _Handoff()
