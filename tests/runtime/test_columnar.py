@@ -2,12 +2,13 @@
 
 import random
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 import pytest
-from tests.banking_events import SETTLED, settled
 
+from banking_events import SETTLED, settled
 from factflow import (
     App,
     Consumer,
@@ -27,6 +28,8 @@ from factflow.pipeline.changes import ChangeSet
 from factflow.pipeline.projection import project
 from factflow.runtime.columnar import ColumnarProcessor
 from factflow.runtime.processor import BatchProcessor
+from factflow.runtime.writer import BatchWriter
+from factflow.warehouse.base import Warehouse
 
 BANKING_TYPES = {
     "user.user_created",
@@ -56,9 +59,15 @@ def outcome(changes: ChangeSet) -> dict[str, Any]:
 
 
 def assert_same_as_per_event(messages: list[bytes], app: App = banking) -> ChangeSet:
+    """Process `messages` (with plain lines enough to be taken column-wise) both ways."""
+    messages = PLAIN + messages
     columnar = ColumnarProcessor(app).process(messages)
     assert outcome(columnar) == outcome(BatchProcessor(app).process(messages))
     return columnar
+
+
+#: Plain settled transactions: with them, a batch is long enough to be taken column-wise.
+PLAIN = [settled(f"t-plain-{i}") for i in range(ColumnarProcessor.COLUMN_WISE_FROM)]
 
 
 def column_wise(changes: ChangeSet) -> set[str]:
@@ -135,8 +144,7 @@ def test_lines_the_columns_do_not_take_as_they_are_give_the_same_changes() -> No
             "e-update-null", type="user.user_updated", data={"user_id": "u-7", "country": None}
         ),
     ]
-    plain = [settled(f"t-{i}") for i in range(40)]
-    changes = assert_same_as_per_event(plain + unusual + plain[:3])
+    changes = assert_same_as_per_event(unusual + PLAIN[:3])
     assert "fact_card_transaction" in column_wise(changes)
 
 
@@ -145,7 +153,7 @@ def test_an_id_on_two_lines_is_left_to_the_per_event_path_with_both() -> None:
     differs = envelope_line("e-twice", data=SETTLED | {"amount": "99.00"})
     lowercase = envelope_line("e-twice", occurred_at="2026-01-01t00:00:04z")
     for messages in ([first, first], [first, differs], [first, lowercase], [lowercase, differs]):
-        assert_same_as_per_event([settled(f"t-{i}") for i in range(5)] + messages)
+        assert_same_as_per_event(messages)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -176,8 +184,31 @@ def test_an_app_with_hand_written_maps_is_processed_per_event() -> None:
     )
     processor = ColumnarProcessor(app)
     assert processor.plans == {}
-    changes = assert_same_as_per_event([settled(f"t-{i}") for i in range(10)], app)
+    changes = assert_same_as_per_event([], app)
     assert column_wise(changes) == set()
+
+
+def test_a_short_batch_is_processed_per_event() -> None:
+    short = ColumnarProcessor(banking).process(PLAIN[: ColumnarProcessor.COLUMN_WISE_FROM - 1])
+    assert len(short.facts["fact_card_transaction"]) == ColumnarProcessor.COLUMN_WISE_FROM - 1
+    assert column_wise(short) == set()
+
+
+def test_an_id_stored_with_other_values_is_set_aside_by_doing_the_batch_again_per_event(
+    warehouse: Warehouse,
+) -> None:
+    warehouse.prepare(banking.schema)
+    writer = BatchWriter(ColumnarProcessor(banking, warehouse=warehouse), warehouse)
+    writer.write([*PLAIN, envelope_line("e-1")])
+    changed = envelope_line("e-1", data=SETTLED | {"transaction_id": "t-e-1", "amount": "99.00"})
+    outcome = writer.write([changed, *PLAIN, envelope_line("e-2")])
+    assert (outcome.messages, outcome.dead_letters) == (len(PLAIN) + 2, 1)
+    [letter] = warehouse.dead_letters()
+    assert letter.raw == changed and "already stored in fact_card_transaction" in letter.reason
+    [(count, amount)] = warehouse.query(
+        "SELECT count(*), sum(amount) FROM fact_card_transaction WHERE transaction_id LIKE 't-e-%'"
+    ).rows
+    assert (count, amount) == (2, 2 * Decimal(SETTLED["amount"]))
 
 
 def test_a_pipeline_storing_other_rows_than_it_projects_is_left_per_event() -> None:

@@ -16,9 +16,9 @@ from factflow import _faults
 from factflow.errors import ConfigurationError, TransportUnavailable
 from factflow.model.decoding import DEFAULT_MAX_MESSAGE_SIZE
 from factflow.pipeline.app import App
+from factflow.runtime.columnar import ColumnarProcessor
 from factflow.runtime.interpreter import tuned_for_batches
 from factflow.runtime.metrics import Metrics
-from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import (
     Backoff,
     BatchOutcome,
@@ -80,7 +80,7 @@ def run_consumer(
     """
     options = options or ConsumerOptions()
     stop = stop or threading.Event()
-    processor = BatchProcessor(
+    processor = ColumnarProcessor(
         app, options.group, max_message_size=options.max_message_size, warehouse=warehouse
     )
     if not processor.event_types:
