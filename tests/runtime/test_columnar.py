@@ -257,3 +257,19 @@ def damaged(line: bytes, rng: random.Random) -> bytes:
     else:
         return line[: rng.randrange(len(line))]
     return msgspec.json.encode(document)
+
+
+def test_text_reaches_the_warehouse_as_it_was_sent(warehouse: Warehouse) -> None:
+    merchants = ['Caf\u00e9 "Zum Hirsch", Berlin', "two\nlines", "", " ", "\\N", "NULL", "a\tb"]
+    warehouse.prepare(banking.schema)
+    writer = BatchWriter(ColumnarProcessor(banking, warehouse=warehouse), warehouse)
+    lines = [settled(f"t-text-{i}", merchant=m) for i, m in enumerate(merchants)]
+    assert column_wise(ColumnarProcessor(banking).process([*PLAIN, *lines])) >= {
+        "fact_card_transaction"
+    }
+    writer.write([*PLAIN, *lines])
+    stored = warehouse.query(
+        "SELECT transaction_id, merchant FROM fact_card_transaction "
+        "WHERE transaction_id LIKE 't-text-%' ORDER BY transaction_id"
+    ).rows
+    assert stored == sorted((f"t-text-{i}", m) for i, m in enumerate(merchants))

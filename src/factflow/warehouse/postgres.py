@@ -18,6 +18,7 @@ Requires the `postgres` extra: ``pip install 'factflow[postgres]'``.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from factflow import _faults
 from factflow._closing import ClosesOnExit
@@ -34,6 +36,7 @@ from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavaila
 from factflow.model.dead_letter import DeadLetter
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
+from factflow.pipeline.arrow import ArrowRows
 from factflow.pipeline.changes import ChangeSet, Row
 from factflow.warehouse._statements import read_only_statement
 from factflow.warehouse.base import (
@@ -579,6 +582,14 @@ class PostgresWarehouse(ClosesOnExit):
         self, cursor: Cursor, stage: str, columns: Sequence[str], rows: Sequence[Row]
     ) -> None:
         names = ", ".join(map(quote, columns))
+        if isinstance(rows, ArrowRows):
+            # Rows made column-wise go as CSV that Arrow writes, in C++: a tenth of the cost
+            # of sending them row by row (a NULL is unquoted and empty, an empty text "").
+            text = io.BytesIO()
+            pa_csv.write_csv(rows.table, text, pa_csv.WriteOptions(include_header=False))
+            with cursor.copy(f"COPY pg_temp.{stage} ({names}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(text.getbuffer())
+            return
         with cursor.copy(f"COPY pg_temp.{stage} ({names}) FROM STDIN") as copy:
             try:
                 for row in rows:
