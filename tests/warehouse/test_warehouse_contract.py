@@ -412,3 +412,16 @@ def test_beginning_a_rebuild_again_starts_from_an_empty_table(banking: Warehouse
 def test_a_rebuild_of_an_unknown_fact_names_the_facts(banking: Warehouse) -> None:
     with pytest.raises(KeyError, match="fact_card_transaction"):
         banking.begin_rebuild("fact_nothing")
+
+
+def test_members_of_a_batch_that_failed_are_ensured_again(banking: Warehouse) -> None:
+    too_precise = transaction("t-2", "e-2", at(1), "1.000001")
+    with pytest.raises(TerminalError, match="refused a value"):
+        write(
+            banking,
+            facts={"fact_card_transaction": [too_precise]},
+            references={"dim_user": {"u-9"}},
+        )
+    write(banking, references={"dim_user": {"u-9"}})
+    write(banking, references={"dim_user": {"u-9"}})  # known now: nothing to ensure
+    assert rows(banking, "SELECT user_id, inferred FROM dim_user") == [("u-9", True)]
