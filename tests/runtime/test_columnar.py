@@ -58,11 +58,13 @@ def outcome(changes: ChangeSet) -> dict[str, Any]:
     }
 
 
-def assert_same_as_per_event(messages: list[bytes], app: App = banking) -> ChangeSet:
+def assert_same_as_per_event(
+    messages: list[bytes], app: App = banking, **options: Any
+) -> ChangeSet:
     """Process `messages` (with plain lines enough to be taken column-wise) both ways."""
     messages = PLAIN + messages
-    columnar = ColumnarProcessor(app).process(messages)
-    assert outcome(columnar) == outcome(BatchProcessor(app).process(messages))
+    columnar = ColumnarProcessor(app, **options).process(messages)
+    assert outcome(columnar) == outcome(BatchProcessor(app, **options).process(messages))
     return columnar
 
 
@@ -111,6 +113,7 @@ def test_lines_the_columns_do_not_take_as_they_are_give_the_same_changes() -> No
         settled("t-extra", extra={"nested": [1, 2, None]}),
         settled("t-object", merchant={"name": "x"}),
         settled("t-other-types-field", segment=5),  # a name another type reads as text
+        settled("t-long", merchant="x" * 600_000),  # longer than a block of Arrow's reader
         b'{"id":"e-dup-key","id":"e-dup-key-2","type":"card.transaction_settled"}',
         b"not json at all",
         b"",
@@ -146,6 +149,12 @@ def test_lines_the_columns_do_not_take_as_they_are_give_the_same_changes() -> No
     ]
     changes = assert_same_as_per_event(unusual + PLAIN[:3])
     assert "fact_card_transaction" in column_wise(changes)
+
+
+def test_lines_over_the_largest_message_size_give_the_same_dead_letters() -> None:
+    lines = [settled("t-short"), settled("t-long", merchant="x" * 400)]
+    changes = assert_same_as_per_event(lines, max_message_size=len(PLAIN[0]) + 50)
+    assert len(changes.dead_letters) == 1
 
 
 def test_an_id_on_two_lines_is_left_to_the_per_event_path_with_both() -> None:
