@@ -116,6 +116,8 @@ class ColumnarProcessor(BatchProcessor):
     #: Below this many messages the fixed cost of the column-wise path (tens of Arrow calls)
     #: outweighs what it saves.
     COLUMN_WISE_FROM = 64
+    #: The most messages parsed at once.
+    SLICE = 50_000
 
     def __init__(self, app: App, group: str | None = None, **options: Any) -> None:
         super().__init__(app, group, **options)
@@ -148,19 +150,34 @@ class ColumnarProcessor(BatchProcessor):
     def process(self, messages: Sequence[bytes]) -> ChangeSet:
         if not self.plans or len(messages) < self.COLUMN_WISE_FROM:
             return super().process(messages)
+        if len(messages) > self.SLICE:
+            # A long batch (a bootstrap's transaction) is parsed a slice at a time: its rows
+            # are compact columns, the parser's copies of the lines are not.
+            changes = self._process_slice(messages[: self.SLICE])
+            for start in range(self.SLICE, len(messages), self.SLICE):
+                self._merge(changes, self._process_slice(messages[start : start + self.SLICE]))
+        else:
+            changes = self._process_slice(messages)
+        if self.warehouse is not None:
+            changes.check_stored_ids = functools.partial(self._per_event_checked, messages)
+        return changes
+
+    def _process_slice(self, messages: Sequence[bytes]) -> ChangeSet:
         rest: list[int] = []  # the indices of the lines left to the per-event path
         joined, indices = self._screened(messages, rest)
         pieces = self._parse(messages, joined, indices, rest)
-        checked = [
-            self._checked(part, messages, rest) for part in _by_type(pieces, rest, self.plans)
-        ]
-        taken = _without_shared_ids(checked, messages, rest)
+        del joined  # each copy of the batch is let go once the next is made: flat memory
+        parts = _by_type(pieces, rest, self.plans)
+        del pieces
+        taken = _without_shared_ids(
+            [self._checked(part, messages, rest) for part in parts], messages, rest
+        )
+        del parts
         changes = ChangeSet()
         self._map(taken, changes)
+        del taken
         if rest:
             self._merge(changes, super().process([messages[i] for i in sorted(rest)]))
-        if self.warehouse is not None:
-            changes.check_stored_ids = functools.partial(self._per_event_checked, messages)
         return changes
 
     def _per_event_checked(self, messages: Sequence[bytes], changes: ChangeSet) -> None:
