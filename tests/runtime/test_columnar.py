@@ -116,6 +116,7 @@ def test_lines_the_columns_do_not_take_as_they_are_give_the_same_changes() -> No
         settled("t-long", merchant="x" * 600_000),  # longer than a block of Arrow's reader
         b'{"id":"e-dup-key","id":"e-dup-key-2","type":"card.transaction_settled"}',
         b"not json at all",
+        settled("t-first-of-two") + b" " + settled("t-second-of-two"),  # two objects, one line
         b"",
         b"   ",
         b"[1, 2, 3]",
@@ -282,3 +283,10 @@ def test_text_reaches_the_warehouse_as_it_was_sent(warehouse: Warehouse) -> None
         "WHERE transaction_id LIKE 't-text-%' ORDER BY transaction_id"
     ).rows
     assert stored == sorted((f"t-text-{i}", m) for i, m in enumerate(merchants))
+
+
+def test_two_envelopes_on_one_line_beside_a_blank_one_are_not_taken_for_two_lines() -> None:
+    double = settled("t-first-of-two") + b" " + settled("t-second-of-two")
+    for blank in (b"", b"  "):
+        changes = assert_same_as_per_event([double, blank])
+        assert len(changes.dead_letters) == 2

@@ -116,8 +116,6 @@ class ColumnarProcessor(BatchProcessor):
     #: Below this many messages the fixed cost of the column-wise path (tens of Arrow calls)
     #: outweighs what it saves.
     COLUMN_WISE_FROM = 64
-    #: The most messages parsed at once.
-    SLICE = 50_000
 
     def __init__(self, app: App, group: str | None = None, **options: Any) -> None:
         super().__init__(app, group, **options)
@@ -150,19 +148,6 @@ class ColumnarProcessor(BatchProcessor):
     def process(self, messages: Sequence[bytes]) -> ChangeSet:
         if not self.plans or len(messages) < self.COLUMN_WISE_FROM:
             return super().process(messages)
-        if len(messages) > self.SLICE:
-            # A long batch (a bootstrap's transaction) is parsed a slice at a time: its rows
-            # are compact columns, the parser's copies of the lines are not.
-            changes = self._process_slice(messages[: self.SLICE])
-            for start in range(self.SLICE, len(messages), self.SLICE):
-                self._merge(changes, self._process_slice(messages[start : start + self.SLICE]))
-        else:
-            changes = self._process_slice(messages)
-        if self.warehouse is not None:
-            changes.check_stored_ids = functools.partial(self._per_event_checked, messages)
-        return changes
-
-    def _process_slice(self, messages: Sequence[bytes]) -> ChangeSet:
         rest: list[int] = []  # the indices of the lines left to the per-event path
         joined, indices = self._screened(messages, rest)
         pieces = self._parse(messages, joined, indices, rest)
@@ -178,6 +163,8 @@ class ColumnarProcessor(BatchProcessor):
         del taken
         if rest:
             self._merge(changes, super().process([messages[i] for i in sorted(rest)]))
+        if self.warehouse is not None:
+            changes.check_stored_ids = functools.partial(self._per_event_checked, messages)
         return changes
 
     def _per_event_checked(self, messages: Sequence[bytes], changes: ChangeSet) -> None:
@@ -191,18 +178,20 @@ class ColumnarProcessor(BatchProcessor):
 
     def _screened(self, messages: Sequence[bytes], rest: list[int]) -> tuple[bytes, list[int]]:
         """The lines to parse column-wise, joined, and their indices; the others (long,
-        spanning lines, not UTF-8) go to `rest`."""
+        spanning lines, blank, not UTF-8) go to `rest`. Arrow skips blank lines and reads two
+        objects on one line as two rows: each line must give exactly one row."""
         joined = b"\n".join(messages)
         limit = min(self.decoder.max_message_size, _LONGEST)
         if (
             max(map(len, messages)) <= limit
             and joined.count(b"\n") == len(messages) - 1
             and _utf8(joined)
+            and not any(map(_blank, messages))
         ):
             return joined, list(range(len(messages)))
         kept = []
         for index, message in enumerate(messages):
-            if len(message) > limit or b"\n" in message or not _utf8(message):
+            if len(message) > limit or b"\n" in message or not _utf8(message) or _blank(message):
                 rest.append(index)
             else:
                 kept.append(index)
@@ -224,7 +213,7 @@ class ColumnarProcessor(BatchProcessor):
             )
         except pa.ArrowInvalid:
             table = None
-        if table is not None and table.num_rows == len(indices):  # blank lines are skipped
+        if table is not None and table.num_rows == len(indices):
             return [(table, indices)]
         if len(indices) <= _SMALLEST_PIECE:
             rest.extend(indices)
@@ -505,6 +494,10 @@ def _repeated(values: pa.ChunkedArray) -> pa.Array:
     """The values occurring more than once."""
     counts = pc.value_counts(values)
     return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+
+
+def _blank(line: bytes) -> bool:
+    return not line or line.isspace()
 
 
 def _utf8(text: bytes) -> bool:
