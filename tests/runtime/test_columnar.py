@@ -127,6 +127,10 @@ def test_lines_the_columns_do_not_take_as_they_are_give_the_same_changes() -> No
     unusual += [
         envelope_line("e-no-zone", occurred_at="2026-01-01T00:00:04"),
         envelope_line("e-feb-30", occurred_at="2026-02-30T00:00:04Z"),
+        envelope_line("e-feb-29-not-leap", occurred_at="2026-02-29T00:00:04Z"),
+        envelope_line("e-feb-29-leap", occurred_at="2028-02-29T00:00:04Z"),
+        envelope_line("e-feb-29-no-leap-century", occurred_at="2100-02-29T00:00:04Z"),
+        envelope_line("e-april-31", occurred_at="2026-04-31T00:00:04Z"),
         envelope_line("e-lower-t", occurred_at="2026-01-01t00:00:04z"),
         envelope_line("e-nanos", occurred_at="2026-01-01T00:00:04.123456789Z"),
         envelope_line("e-offset", occurred_at="2026-01-01T01:30:04.5+01:30"),
