@@ -82,7 +82,7 @@ class EventDecoder:
         try:
             head = _envelope_decoder.decode(raw)
         except msgspec.DecodeError as error:
-            raise DecodeError(_envelope_problem(error, raw)) from None
+            raise DecodeError(_not_utf8_in(raw, error) or _envelope_problem(error, raw)) from None
         except UnicodeDecodeError as error:  # msgspec checks UTF-8 only inside strings
             raise DecodeError(_not_utf8(error)) from None
         except RecursionError:  # msgspec decodes nested arrays and objects recursively
@@ -93,7 +93,12 @@ class EventDecoder:
         try:
             data = decoder.decode(head.data)
         except msgspec.DecodeError as error:
-            raise DecodeError(_payload_problem(error, head.type, head.data)) from None
+            not_utf8 = _not_utf8_in(head.data, error)
+            raise DecodeError(
+                f"{head.type}: {not_utf8}"
+                if not_utf8
+                else _payload_problem(error, head.type, head.data)
+            ) from None
         except UnicodeDecodeError as error:
             raise DecodeError(f"{head.type}: {_not_utf8(error)}") from None
         except RecursionError:
@@ -203,6 +208,18 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
         f"not valid UTF-8: a string holds the byte 0x{byte} ({error.reason}); the event "
         "contract wants UTF-8 JSON"
     )
+
+
+def _not_utf8_in(document: bytes, error: msgspec.DecodeError) -> str | None:
+    """The `_not_utf8` reason for `document` if msgspec refused it for invalid UTF-8: since
+    msgspec 0.23 that is a `DecodeError` naming no byte (before, a `UnicodeDecodeError`)."""
+    if "UTF-8" not in str(error):
+        return None
+    try:
+        bytes(document).decode()
+    except UnicodeDecodeError as invalid:
+        return _not_utf8(invalid)
+    return None
 
 
 def _envelope_problem(error: msgspec.DecodeError, raw: bytes) -> str:
