@@ -5,7 +5,7 @@
 `pyproject.toml` with the settings of pytest, ruff and mypy, and `tests/`.
 
 `new_thing` adds a fact or a dimension to such an app: a section in the domain's module
-(`<app>/<domain>.py`: the event, the fact or dimension, the map function, the pipeline and a
+(`<app>/<domain>.py`: the event, the fact or dimension, its map (a projection), the pipeline and a
 bootstrap source that raises `NotImplementedError` until written) at its end, or for a
 dimension above the first fact (facts refer to dimensions declared before them); a line in each
 tuple of `consumers.py`; and `tests/test_<domain>_<name>.py`, which passes at once.
@@ -51,13 +51,13 @@ _IMPORTS = {
     "dimension": ("Dimension", "dimension", "update_dimension"),
 }
 _COMMON_IMPORTS = (
-    "Envelope",
     "Event",
     "Pipeline",
     "SourceEvent",
     "bootstrap_source",
     "ensure_dimensions",
     "event",
+    "project",
 )
 
 
@@ -226,15 +226,7 @@ def _values(thing: Thing) -> dict[str, str]:
         "key": thing.key,
         "source_function": thing.source_function,
         "source_name": thing.source_name,
-        "map_signature": call(
-            f"def {thing.map_function}",
-            [f"envelope: Envelope[{thing.event_class}]"],
-            f" -> {thing.row_class}:",
-            definition=True,
-        ),
-        "map_return": call(
-            f"return {thing.row_class}", [f"{thing.key}=data.{thing.key}"], indent="    "
-        ),
+        "map_function": thing.map_function,
         "pipeline_statement": _pipeline(thing, f"{store}({thing.row_class})"),
         "source_decorator": call("@bootstrap_source", source),
         "dimension_arguments": f'key="{thing.key}"' + (", scd=2" if thing.scd == 2 else ""),
@@ -246,16 +238,14 @@ def _values(thing: Thing) -> dict[str, str]:
     }
 
 
-def call(
-    head: str, arguments: list[str], tail: str = "", *, indent: str = "", definition: bool = False
-) -> str:
+def call(head: str, arguments: list[str], tail: str = "", *, indent: str = "") -> str:
     """`head(arguments)tail`, split as ruff formats it when longer than a line: the arguments
-    on one line of their own if they fit (never for a `def`), else one per line."""
+    on one line of their own if they fit, else one per line."""
     line = f"{indent}{head}({', '.join(arguments)}){tail}"
     if len(line) <= LINE_LENGTH:
         return line
     inner = f"{indent}    {', '.join(arguments)}"
-    if len(inner) <= LINE_LENGTH and not definition:
+    if len(inner) <= LINE_LENGTH:
         return f"{indent}{head}(\n{inner}\n{indent}){tail}"
     each = "".join(f"{indent}    {argument},\n" for argument in arguments)
     return f"{indent}{head}(\n{each}{indent}){tail}"
