@@ -321,19 +321,20 @@ def _by_type(
     table = pa.concat_tables(table for table, _ in pieces).combine_chunks()
     positions = pa.array([i for _, indices in pieces for i in indices], pa.int64())
     order = pc.sort_indices(table["type"])  # nulls last
+    positions = positions.take(order)
     counts = pc.value_counts(table["type"].take(order))
     parts, start = [], 0
     for event_type, count in zip(
         counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
     ):
-        rows = order.slice(start, count)
         plan = plans.get(event_type) if event_type is not None else None
         if plan is None:
-            rest.extend(positions.take(rows).to_pylist())
+            rest.extend(positions.slice(start, count).to_pylist())
         else:
-            parts.append(_Part(plan, _columns(plan, table, rows), positions.take(rows)))
+            rows = order.slice(start, count)
+            parts.append(_Part(plan, _columns(plan, table, rows), positions.slice(start, count)))
         start += count
-    rest.extend(positions.take(order.slice(start)).to_pylist())  # no type
+    rest.extend(positions.slice(start).to_pylist())  # no type
     return parts
 
 
