@@ -110,6 +110,20 @@ def test_active_users_per_card_product_within_a_period(
     assert found == expected
 
 
+def test_spend_per_utc_day_within_one_month(bank: Insight, stream: list[Message]) -> None:
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for t in transactions(stream):
+        moment = t.occurred_at.astimezone(UTC)
+        if moment.strftime("%Y-%m") == "2026-02":
+            sums[moment.strftime("%Y-%m-%d")] += Decimal(t.data["billing_amount"])
+    expected = [{"day": d, "billing_amount": format_decimal(sums[d])} for d in sorted(sums)]
+    assert len(expected) > 1
+
+    found = rows_of(bank, "spend_by_currency", by=["day"], where={"month": ["2026-02"]})
+
+    assert found == expected
+
+
 def test_several_values_of_one_filter_keep_either(bank: Insight, stream: list[Message]) -> None:
     counts: dict[str, int] = defaultdict(int)
     deleted = {m.data["goal_id"]: m.order for m in stream if m.type == "goal.goal_deleted"}
