@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from factflow.errors import ConfigurationError, DeclarationError
-from factflow.insight.definitions import TIME_GROUP_BYS, Metric
+from factflow.insight.definitions import TIME_GROUP_BYS, CountDistinct, Metric
 from factflow.model.declare import Fact
 from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
 from factflow.warehouse.ddl import quote
@@ -34,14 +34,14 @@ _PERIOD_STARTS = {
 }
 _PERIOD_TEXTS: dict[str, dict[str, str]] = {
     "duckdb": {
-        "month": "strftime({start}, '%Y-%m')",
-        "day": "strftime({start}, '%Y-%m-%d')",
-        "year": "strftime({start}, '%Y')",
+        "month": "strftime({}, '%Y-%m')",
+        "day": "strftime({}, '%Y-%m-%d')",
+        "year": "strftime({}, '%Y')",
     },
     "postgresql": {
-        "month": "to_char({start}, 'YYYY-MM')",
-        "day": "to_char({start}, 'YYYY-MM-DD')",
-        "year": "to_char({start}, 'YYYY')",
+        "month": "to_char({}, 'YYYY-MM')",
+        "day": "to_char({}, 'YYYY-MM-DD')",
+        "year": "to_char({}, 'YYYY')",
     },
 }
 
@@ -77,12 +77,16 @@ class _Term(msgspec.Struct, frozen=True):
     expression: str
     text: bool
     join: _Join | None = None
-    shown: str | None = None
+    shown: str = "{}"  # the shown value, of the expression (or of a column holding it) as {}
 
     @property
     def value(self) -> str:
         """The group-by's value as the answer shows it."""
-        return self.expression if self.shown is None else self.shown
+        return self.shown_as(self.expression)
+
+    def shown_as(self, grouped: str) -> str:
+        """The value shown of `grouped`, an expression or column holding `expression`."""
+        return self.shown.replace("{}", grouped)
 
 
 def resolve_group_bys(metric: Metric, schema: Schema, dialect: str = "duckdb") -> None:
@@ -139,23 +143,70 @@ def metric_sql(
         if question.until is not None:
             end = question.until + timedelta(days=1)
             conditions.append(f"{occurred} < {parameter(_instant(end, dialect))}")
-    groups = [f"{terms[name].value} AS {quote(terms[name].name)}" for name in by]
-    measures = [
-        f"{m.expression(None if m.column is None else f'{_SOURCE}.{quote(m.column)}')} "
-        f"AS {quote(m.name)}"
-        for m in metric.measure_list
-    ]
-    joins = dict.fromkeys(term.join for term in terms.values() if term.join is not None)
-    grouped_on = ", ".join(terms[name].expression for name in by)
-    positions = ", ".join(str(i) for i in range(1, len(groups) + 1))
-    parts = (
-        f"SELECT {', '.join([*groups, *measures])}",
-        f"FROM {source.relation} AS {_SOURCE}",
-        *(join.sql for join in joins),
-        f"WHERE {' AND '.join(conditions)}" if conditions else "",
-        f"GROUP BY {grouped_on} ORDER BY {positions}" if groups else "",
+    grouping = [terms[name] for name in by]
+    rows = " ".join(
+        part
+        for part in (
+            f"FROM {source.relation} AS {_SOURCE}",
+            *dict.fromkeys(term.join.sql for term in terms.values() if term.join is not None),
+            f"WHERE {' AND '.join(conditions)}" if conditions else "",
+        )
+        if part
     )
-    return " ".join(part for part in parts if part), parameters
+    distinct = _lone_distinct_count(metric)
+    if distinct is not None:
+        return _counted_distinct_first(grouping, distinct, rows), parameters
+    selected = [
+        *(f"{term.value} AS {quote(term.name)}" for term in grouping),
+        *(
+            f"{m.expression(None if m.column is None else _column(m.column))} AS {quote(m.name)}"
+            for m in metric.measure_list
+        ),
+    ]
+    return f"SELECT {', '.join(selected)} {rows}{_grouped(grouping)}", parameters
+
+
+def _column(name: str) -> str:
+    return f"{_SOURCE}.{quote(name)}"
+
+
+def _grouped(grouping: Sequence[_Term], on: Sequence[str] | None = None) -> str:
+    """The GROUP BY (on the terms' expressions, or the names `on`) and ORDER BY (on the shown
+    values) clauses of an answer grouped by `grouping`; nothing for an ungrouped answer."""
+    if not grouping:
+        return ""
+    keys = on if on is not None else [term.expression for term in grouping]
+    positions = ", ".join(str(i) for i in range(1, len(grouping) + 1))
+    return f" GROUP BY {', '.join(keys)} ORDER BY {positions}"
+
+
+def _lone_distinct_count(metric: Metric) -> tuple[str, str] | None:
+    """The column and name of the metric's measure if it is its only one and counts distinct
+    values; else None."""
+    measures = metric.measure_list
+    if len(measures) == 1 and isinstance(measures[0], CountDistinct) and measures[0].column:
+        return measures[0].column, measures[0].name
+    return None
+
+
+def _counted_distinct_first(grouping: Sequence[_Term], measure: tuple[str, str], rows: str) -> str:
+    """A count of distinct values per group as the count of the distinct (group, value) pairs:
+    a plain grouping both backends hash in parallel, where PostgreSQL sorts every row for
+    `count(DISTINCT …)` (3 times slower over 1M transactions)."""
+    column, name = _column(measure[0]), quote(measure[1])
+    keys = [quote(f"factflow_group_{i}") for i in range(len(grouping))]
+    inner = [f"{term.expression} AS {key}" for term, key in zip(grouping, keys, strict=True)]
+    value = quote("factflow_value")
+    pairs = ", ".join([*(term.expression for term in grouping), column])
+    outer = [
+        f"{term.shown_as(key)} AS {quote(term.name)}"
+        for term, key in zip(grouping, keys, strict=True)
+    ]
+    return (
+        f"SELECT {', '.join([*outer, f'count({value}) AS {name}'])} "
+        f"FROM (SELECT {', '.join([*inner, f'{column} AS {value}'])} {rows} "
+        f"GROUP BY {pairs}) AS distinct_values{_grouped(grouping, keys)}"
+    )
 
 
 class _Source(msgspec.Struct, frozen=True):
@@ -198,8 +249,7 @@ def _term(name: str, metric: Metric, source: _Source, schema: Schema, dialect: s
                 f"cannot be grouped by {name!r}"
             )
         start = _PERIOD_STARTS[dialect].format(period=name, column=f"{_SOURCE}.occurred_at")
-        text = _PERIOD_TEXTS[dialect][name].format(start=start)
-        return _Term(name, start, text=True, shown=text)
+        return _Term(name, start, text=True, shown=_PERIOD_TEXTS[dialect][name])
     if name in source.table.column_names:
         kind = next(c.type for c in source.table.columns if c.name == name)
         return _Term(name, column, text=kind is ColumnType.TEXT)
