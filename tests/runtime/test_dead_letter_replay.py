@@ -254,6 +254,9 @@ class Faulty:
     def stage(self, changes: ChangeSet) -> None:
         self.inner.stage(changes)
 
+    def refresh_statistics(self) -> None:
+        self.inner.refresh_statistics()
+
     def write(self, changes: ChangeSet) -> None:
         self.writes += 1
         if self.writes == self.fail_at:

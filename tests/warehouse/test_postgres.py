@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from banking_events import settled
 from conftest import service_url
+from factflow.bootstrap.replay import REFRESH_STATISTICS_ROWS, replay
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.examples.banking import app
 from factflow.examples.banking.simulator import SimulationOptions, simulate
@@ -317,3 +319,18 @@ def test_a_naive_timestamp_counts_as_utc_as_in_duckdb(store: PostgresWarehouse) 
     assert store.query("SELECT occurred_at FROM fact_card_transaction").rows == [
         (datetime(2026, 1, 1, 12),)
     ]
+
+
+def test_a_replay_of_many_rows_leaves_the_planner_knowing_the_tables_sizes(
+    store: PostgresWarehouse,
+) -> None:
+    count = REFRESH_STATISTICS_ROWS + 500
+    batches = [([settled(f"t-{i}") for i in range(count)], "the only batch")]
+
+    replay(app, batches, store, prepared=True)
+
+    # What ANALYZE records: without it, a table PostgreSQL never looked at has no row estimate.
+    [(estimated,)] = store.query(
+        "SELECT reltuples FROM pg_class WHERE oid = 'fact_card_transaction'::regclass"
+    ).rows
+    assert estimated == count

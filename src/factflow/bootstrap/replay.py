@@ -23,10 +23,14 @@ from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Batch", "replay"]
+__all__ = ["DEFAULT_BATCH_SIZE", "REFRESH_STATISTICS_ROWS", "Batch", "replay"]
 
 #: Events per transaction when replaying history: large, since nobody waits for a single event.
 DEFAULT_BATCH_SIZE = 50_000
+
+#: Rows a replay writes from which it refreshes the warehouse's statistics at the end: below,
+#: the tables change too little for the query planner's picture of them to matter.
+REFRESH_STATISTICS_ROWS = 10_000
 
 P = TypeVar("P")
 
@@ -106,4 +110,6 @@ def replay(
             close()  # a generator stopped early releases its file or database cursor now
     if handoff.failure:
         raise handoff.failure[0]
+    if total.rows >= REFRESH_STATISTICS_ROWS:
+        warehouse.refresh_statistics()
     return total

@@ -159,6 +159,9 @@ class DuckDBWarehouse(ClosesOnExit):
             self._describe(schema)
         self._schema = schema
 
+    def refresh_statistics(self) -> None:
+        """Nothing to do: DuckDB keeps its tables' statistics up to date as it writes."""
+
     def stage(self, changes: ChangeSet) -> None:
         """Build the Arrow tables of the batch now: the interpreter-bound part of a write."""
         schema = self._require_schema()

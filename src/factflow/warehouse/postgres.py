@@ -209,6 +209,15 @@ class PostgresWarehouse(ClosesOnExit):
         with self._lock:
             self._run("write", self._write, schema, changes)
 
+    def refresh_statistics(self) -> None:
+        """ANALYZE the model's tables, as after any bulk load: autovacuum would, but only a
+        minute or more later, and until then the planner takes a table of a million rows for a
+        few thousand (serial plans, sorts spilling to disk)."""
+        self._refuse_if_read_only("refresh_statistics")
+        schema = self._require_schema()
+        with self._lock:
+            self._run("analyze", _analyze, [table.name for table in schema.tables()])
+
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> QueryResult:
         """Run one read-only statement (SELECT, WITH … SELECT, VALUES, EXPLAIN).
 
@@ -815,6 +824,10 @@ class PostgresWarehouse(ClosesOnExit):
                 f"cannot {action}: the PostgreSQL warehouse {redact(self._url)} was opened "
                 "read-only"
             )
+
+
+def _analyze(cursor: Cursor, tables: Sequence[str]) -> None:
+    cursor.execute(f"ANALYZE {', '.join(map(quote, tables))}")
 
 
 def _refusal(error: psycopg.DatabaseError, sql: str) -> str:
