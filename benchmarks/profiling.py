@@ -113,7 +113,9 @@ def summarize(folded: str, rate: int, wall: float) -> dict[str, Any]:
         own_lines[key][number] += count
         for function_file in {(f, p) for f, p, _ in parsed if _counted(f, p)}:
             total[function_file] += count
-        layers[next((_layer(p) for _, p, _ in reversed(parsed) if _layer(p)), "other")] += count
+        layers[next((layer for _, p, _ in reversed(parsed) if (layer := _layer(p))), "other")] += (
+            count
+        )
     busy = sum(threads.values())
     return {
         "seconds": round(wall, 3),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.kpi import LIMIT_SECONDS
 from benchmarks.plots import plot_memory, plot_throughput
 from benchmarks.targets import rate
 
@@ -405,16 +406,21 @@ def _long_streams(results: dict[str, Any]) -> list[str]:
         f"The longest stream is slower: {rates[longest]:,.0f} events/s at {longest:,} events"
         f" against {rates[1_000_000]:,.0f} at 10^6. From a few million events on, the writing"
         " thread is the bottleneck (the reading thread waits for it at the hand-over of each"
-        " batch). Timing each statement of the writes of the last million of 10^7 events (on a"
-        " copy of the first nine million) put about a quarter of the writing time in commits"
-        " with their checkpoints (the WAL of batches of 50,000 rows is checkpointed every few"
-        " batches), a fifth in the card transactions' first-wins insert, and most of the rest in"
-        " the four dimensions' changes and derivation, each a handful of statements per batch"
-        " whatever its size. DuckDB's checkpoints compress every new row group: on a copy of"
-        " the 10^7 warehouse, checkpointing 82,000 appended card transactions took 0.13 to 0.2 s"
-        " (1.6 µs a row, most of it in the unique strings: envelope and transaction ids; 0.6 µs"
-        " uncompressed), and every few checkpoints DuckDB also merges the row groups appended"
-        " since (0.7 to 1.0 s each; with `max_vacuum_tasks=0` the spikes go, and the row groups"
+        " batch). Timing each statement of the writes of the last million of 12.5M events (on"
+        " a copy of the first 11.5M) put a third of the 13.1 s of writing in commits with"
+        " their checkpoints (the WAL of batches of 50,000 rows is checkpointed every few"
+        " batches; fsync_mode NONE saves little of it), a fifth in the two facts' first-wins"
+        " inserts, and most of the rest in the four dimensions' changes and derivation, each a"
+        " handful of statements per batch whatever its size (the first-wins insert of the"
+        " users' changes alone reads all 350,000 stored ones, whose keys the batch's span: 55"
+        " ms a batch). Row groups of 16,384 rows, which DuckDB writes straight to the file"
+        " instead of the WAL, made appending and committing the facts a fifth cheaper and the"
+        " file nearly twice as large. DuckDB's checkpoints compress every new row group: on a"
+        " copy of the 10^7 warehouse, checkpointing 82,000 appended card transactions took "
+        "0.13 to 0.2 s (1.6 µs a row, most of it in the unique strings: envelope and "
+        "transaction ids; 0.6 µs uncompressed), and every few checkpoints DuckDB also merges "
+        "the row groups appended since (0.7 to 1.0 s each; with `max_vacuum_tasks=0` the "
+        "spikes go, and the row groups"
         " stay small). Larger batches halve the write's time per event (batches of"
         " 200,000: 3.0 µs per event on that copy, against 7.2 with 50,000) but double the peak"
         " memory, which the memory target bounds; the default stays 50,000. Fact inserts read"
@@ -465,22 +471,30 @@ def _per_event_bound(results: dict[str, Any]) -> list[str]:
 
 
 def _kpi_bound(results: dict[str, Any]) -> list[str]:
-    """What the slowest KPI spends its time on, when it misses the target."""
+    """What the slowest KPI spends its time on, when it misses the target or comes within a
+    fifth of it (a slower machine would miss it: the previous report's took 1.17 s)."""
     target = next((t for t in results["targets"] if "KPI" in t["name"]), None)
-    if target is None or target["met"] is not False:
+    if target is None or target["met"] is None or target["value"] < 0.8 * LIMIT_SECONDS:
         return []
     return [
         "",
-        f"The slowest KPI ({target['basis']}): a transaction KPI grouped by the user's segment"
-        " joins every transaction to the version of the user valid when it occurred (type 2"
-        " history), on the text key with the time range checked for each candidate version;"
-        " EXPLAIN ANALYZE of spend_by_segment over 10M transactions puts nearly all its time in"
-        " that hash join (2.6 s of CPU on the two cores), reading the columns takes 0.4 s."
-        " DuckDB's ASOF join answers the same 3 to 4 times slower; a larger memory limit than"
-        " the 256 MB of a read-only open changes nothing. The same SQL answered in 0.60 s in the"
-        " report of revision 187d8ef, on a machine where every figure was 1.4 to 2 times higher"
-        " (read_json of 10^7 events at 705,889 events/s, factflow's decoding alone at 238,547):"
-        " compare this run's rows (a) and (b).",
+        f"The slowest KPI ({target['basis']}, {target['value']:.2f} s"
+        f"{'' if target['met'] else ', over the limit'}): a transaction KPI grouped by the"
+        " user's segment joins every transaction to the version of the user valid when it "
+        "occurred (type 2 history), on the text key with the time range checked for each "
+        "candidate version; EXPLAIN ANALYZE of spend_by_segment over 10M transactions puts "
+        "nearly all its time in that hash join (1.6 to 2.6 s of CPU on the two cores), "
+        "reading the columns takes 0.4 s; the same sum without the join takes 0.04 s. "
+        "DuckDB's ASOF join answers the same 3 to 4 times slower, and rewriting the join "
+        "(versions packed per user, an equality join for users with one version) did not "
+        "help. Even an equality join to the current users (no history) takes 0.55 s: probing "
+        "a hash table of 237,000 users (or 379,000 versions) with 10M text keys is what "
+        "costs. On integer keys the same join took 27 % less (copies of the tables with the "
+        "user number as an integer), which is what a durable integer key per member, carried "
+        "on the facts, would buy. The same SQL answered in 0.60 s in the report of revision "
+        "187d8ef, on a machine where every figure was 1.4 to 2 times higher (read_json of "
+        "10^7 events at 705,889 events/s, factflow's decoding alone at 238,547): compare this"
+        " run's rows (a) and (b).",
     ]
 
 

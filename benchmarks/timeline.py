@@ -37,19 +37,19 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory() as scratch:
         warehouse = backend.DuckDBWarehouse(Path(scratch) / "timeline.duckdb")
-        done, mark = 0, [time.perf_counter(), 0, dict(seconds)]
+        done, marked, marked_at, before = 0, 0, time.perf_counter(), dict(seconds)
 
         def report(outcome: BatchOutcome) -> None:
-            nonlocal done
+            nonlocal done, marked, marked_at, before
             done += outcome.messages
-            if done - mark[1] >= args.every:
-                now, before = time.perf_counter(), mark[2]
-                elapsed = now - mark[0]
+            if done - marked >= args.every:
+                now = time.perf_counter()
+                elapsed = now - marked_at
                 spent = {k: round(v - before.get(k, 0.0), 1) for k, v in sorted(seconds.items())}
                 busy = (seconds["write"] - before.get("write", 0.0)) / elapsed
-                print(f"{done:>11,} events: {(done - mark[1]) / elapsed:>9,.0f}/s, writer busy"
+                print(f"{done:>11,} events: {(done - marked) / elapsed:>9,.0f}/s, writer busy"
                       f" {busy:.0%}, seconds {spent}", flush=True)  # fmt: skip
-                mark[:] = [now, done, dict(seconds)]
+                marked, marked_at, before = done, now, dict(seconds)
 
         bootstrap_file(app, args.events, warehouse, on_batch=report)
         warehouse.close()
