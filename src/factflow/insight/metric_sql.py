@@ -77,7 +77,7 @@ class _Term(msgspec.Struct, frozen=True):
     expression: str
     text: bool
     join: _Join | None = None
-    shown: str = "{}"  # the shown value, of the expression (or of a column holding it) as {}
+    shown: str = "{}"  # how a group shows its value, {} standing for the grouped expression
 
     @property
     def value(self) -> str:
