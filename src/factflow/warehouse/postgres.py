@@ -21,7 +21,7 @@ import hashlib
 import io
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -60,6 +60,7 @@ from factflow.warehouse.ddl import (
     quote,
     reused_id_conditions,
 )
+from factflow.warehouse.members import KnownMembers
 from factflow.warehouse.views import comment_statements, comments_query, model_views
 
 try:
@@ -174,6 +175,7 @@ class PostgresWarehouse(ClosesOnExit):
         self._model: Schema | None = None
         self._staged: Schema | None = None  # the model the connection's staging tables fit
         self._stages: dict[str, str] = {}  # table name → its staging table
+        self._members = KnownMembers()
 
     # -- Warehouse -------------------------------------------------------------------------
 
@@ -208,6 +210,8 @@ class PostgresWarehouse(ClosesOnExit):
         schema = self._require_schema()
         with self._lock:
             self._run("write", self._write, schema, changes)
+            for name, keys in changes.references.items():  # committed: they exist now
+                self._members.add(name, keys)
 
     def refresh_statistics(self) -> None:
         """ANALYZE the model's tables, as after any bulk load: autovacuum would, but only a
@@ -307,12 +311,14 @@ class PostgresWarehouse(ClosesOnExit):
         """
         self._refuse_if_read_only("migrate")
         with self._lock:
+            self._members.forget()
             self._run("migrate", self._migrate, list(statements))
 
     def drop_schema(self) -> None:
         """Drop the schema and everything in it (for tests and throwaway environments)."""
         self._refuse_if_read_only("drop_schema")
         with self._lock:
+            self._members.forget()
             self._run("drop the schema of", self._drop_schema)
         self._model = None
 
@@ -551,8 +557,9 @@ class PostgresWarehouse(ClosesOnExit):
                 self._record_changes(cursor, dim, rows, check=check)
         for dim in schema.dimensions:
             keys = changes.references.get(dim.name)
-            if keys:
-                self._ensure_members(cursor, dim, keys)
+            # Only the keys this process has not seen committed: members are never deleted.
+            if keys and (new := self._members.unknown(dim.name, keys)):
+                self._ensure_members(cursor, dim, new)
         if changes.dead_letters:
             self._insert_dead_letters(cursor, changes.dead_letters)
         if changes.replayed:
@@ -729,7 +736,7 @@ class PostgresWarehouse(ClosesOnExit):
                 f"{history_rows(dim, _TOUCHED, _last_value)}"
             )
 
-    def _ensure_members(self, cursor: Cursor, dim: DimensionSpec, keys: set[str]) -> None:
+    def _ensure_members(self, cursor: Cursor, dim: DimensionSpec, keys: Set[str]) -> None:
         cursor.execute(
             f"INSERT INTO {quote(dim.current.name)} ({quote(dim.key)}, inferred) "
             "SELECT key, true FROM unnest(%s::text[]) AS key ON CONFLICT DO NOTHING",
