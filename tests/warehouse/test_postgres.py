@@ -14,6 +14,7 @@ import pytest
 
 from banking_events import settled
 from conftest import service_url
+from factflow.bootstrap.rebuild import rebuild_fact
 from factflow.bootstrap.replay import REFRESH_STATISTICS_ROWS, replay
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.examples.banking import app
@@ -330,7 +331,22 @@ def test_a_replay_of_many_rows_leaves_the_planner_knowing_the_tables_sizes(
     replay(app, batches, store, prepared=True)
 
     # What ANALYZE records: without it, a table PostgreSQL never looked at has no row estimate.
+    assert estimated_rows(store, "fact_card_transaction") == count
+
+
+def test_a_rebuild_refreshes_the_statistics_of_the_table_it_swapped_in(
+    store: PostgresWarehouse,
+) -> None:
+    count = REFRESH_STATISTICS_ROWS + 500
+    batches = [([settled(f"t-{i}") for i in range(count)], "the only batch")]
+
+    rebuild_fact(app, "CardTransaction", batches, store)
+
+    assert estimated_rows(store, "fact_card_transaction") == count
+
+
+def estimated_rows(store: PostgresWarehouse, table: str) -> float:
     [(estimated,)] = store.query(
-        "SELECT reltuples FROM pg_class WHERE oid = 'fact_card_transaction'::regclass"
+        "SELECT reltuples FROM pg_class WHERE oid = ?::regclass", (table,)
     ).rows
-    assert estimated == count
+    return float(estimated)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from factflow.bootstrap.replay import Batch, replay
+from factflow.bootstrap.replay import Batch, refresh_statistics, replay
 from factflow.model.declare import Fact
 from factflow.model.schema import FactSpec
 from factflow.pipeline.app import App
@@ -82,6 +82,14 @@ def rebuild_fact(
     into = warehouse.begin_rebuild(spec.name)
     processor = _OneFact(app, spec, into)
     replayed = replay(
-        app, batches, warehouse, on_batch=on_batch, processor=processor, prepared=True
+        app,
+        batches,
+        warehouse,
+        on_batch=on_batch,
+        processor=processor,
+        prepared=True,
+        final=False,
     )
-    return RebuildOutcome(spec.name, replayed, warehouse.finish_rebuild(spec.name))
+    rows = warehouse.finish_rebuild(spec.name)
+    refresh_statistics(warehouse, replayed)  # of the table swapped in, not the one it replaced
+    return RebuildOutcome(spec.name, replayed, rows)

@@ -23,7 +23,13 @@ from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["DEFAULT_BATCH_SIZE", "REFRESH_STATISTICS_ROWS", "Batch", "replay"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "REFRESH_STATISTICS_ROWS",
+    "Batch",
+    "refresh_statistics",
+    "replay",
+]
 
 #: Events per transaction when replaying history: large, since nobody waits for a single event.
 DEFAULT_BATCH_SIZE = 50_000
@@ -57,6 +63,7 @@ def replay(
     on_batch: Callable[[BatchOutcome, P], None] | None = None,
     processor: BatchProcessor | None = None,
     prepared: bool = False,
+    final: bool = True,
 ) -> BatchOutcome:
     """Write every batch through every pipeline of `app`; returns the totals.
 
@@ -66,7 +73,9 @@ def replay(
     was committed before it stays, and replaying again changes nothing already written.
     `processor` replaces the one running every pipeline of `app` (a rebuild keeps less).
     `prepared` says the caller already prepared the warehouse for `app` (creating what the
-    model lacks also re-creates its views, which is not free).
+    model lacks also re-creates its views, which is not free). `final` False says the caller
+    changes the tables further (a rebuild swaps its table in) and calls `refresh_statistics`
+    after that.
     """
     if not prepared:
         warehouse.prepare(app.schema)
@@ -110,6 +119,13 @@ def replay(
             close()  # a generator stopped early releases its file or database cursor now
     if handoff.failure:
         raise handoff.failure[0]
-    if total.rows >= REFRESH_STATISTICS_ROWS:
-        warehouse.refresh_statistics()
+    if final:
+        refresh_statistics(warehouse, total)
     return total
+
+
+def refresh_statistics(warehouse: Warehouse, written: BatchOutcome) -> None:
+    """Refresh the warehouse's statistics after a bulk load that wrote `written`, if it wrote
+    `REFRESH_STATISTICS_ROWS` rows or more."""
+    if written.rows >= REFRESH_STATISTICS_ROWS:
+        warehouse.refresh_statistics()
