@@ -113,9 +113,8 @@ def summarize(folded: str, rate: int, wall: float) -> dict[str, Any]:
         own_lines[key][number] += count
         for function_file in {(f, p) for f, p, _ in parsed if _counted(f, p)}:
             total[function_file] += count
-        layers[next((layer for _, p, _ in reversed(parsed) if (layer := _layer(p))), "other")] += (
-            count
-        )
+        innermost = next((layer for _, p, _ in reversed(parsed) if (layer := _layer(p))), "other")
+        layers[innermost] += count
     busy = sum(threads.values())
     return {
         "seconds": round(wall, 3),
