@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import factflow, record, run_process, run_worker, say
+from benchmarks.measure import factflow, factflow_python, record, run_process, run_worker, say
 from benchmarks.settings import Settings
 from benchmarks.workspace import Workspace, duckdb_url, log_url, remove
 
@@ -39,6 +40,9 @@ def run(settings: Settings) -> dict[str, Any]:
         say(f"embedded: {events:,} events")
         path = ws.events_file(events)
         cases.append(bootstrap(ws, path, events))
+        if events <= settings.per_event_max and factflow_python() != sys.executable:
+            # The same command from the suite's interpreter, beside pandas and NumPy.
+            cases.append(bootstrap(ws, path, events, python=sys.executable))
         cases.append(log_run(ws, path, events))
         cases.append(_read_json(ws, path, events))
         cases.append(_decode(path, events))
@@ -65,17 +69,26 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def bootstrap(
-    ws: Workspace, path: Path, events: int, *, warehouse: str | None = None
+    ws: Workspace,
+    path: Path,
+    events: int,
+    *,
+    warehouse: str | None = None,
+    python: str | None = None,
 ) -> dict[str, Any]:
     """`factflow bootstrap` of `path`: into `warehouse` (a URL, kept) if given, else into a new
-    DuckDB file that is removed afterwards."""
+    DuckDB file that is removed afterwards. With `python`, the command runs from that
+    interpreter (the suite's own: case `factflow_bootstrap_beside_pandas`)."""
     scratch: Path | None = None
     if warehouse is None:
         scratch = ws.path(f"bootstrap-{events}.duckdb")
         warehouse = duckdb_url(scratch)
-    say(f"  factflow bootstrap ({events:,})")
+    case = "factflow_bootstrap" if python is None else "factflow_bootstrap_beside_pandas"
+    say(f"  factflow bootstrap ({events:,})" + ("" if python is None else f" with {python}"))
     measured = run_process(
-        factflow("bootstrap", "--app", APP, "--from", str(path), "--warehouse", warehouse),
+        factflow(
+            "bootstrap", "--app", APP, "--from", str(path), "--warehouse", warehouse, python=python
+        ),
         env=CLI_ENV,
     )
     if scratch is not None:
@@ -85,7 +98,7 @@ def bootstrap(
         raise RuntimeError(f"unexpected output of factflow bootstrap: {measured.stdout[-500:]}")
     processed, rows, dead, inner = summary.groups()
     return record(
-        "factflow_bootstrap",
+        case,
         events,
         measured.seconds,
         measured.peak_rss,

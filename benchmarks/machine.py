@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -10,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "describe", "load", "revision", "versions"]
+__all__ = ["PACKAGES", "describe", "factflow_install", "load", "revision", "versions"]
 
 PACKAGES = (
     "factflow",
@@ -51,6 +52,31 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def factflow_install(python: str) -> dict[str, Any]:
+    """What the interpreter running factflow's commands has installed: whether it is the one
+    running the suite, and the versions of every package beside factflow (pandas and NumPy
+    among them or not: Arrow imports them into every command when they are there)."""
+    listing = subprocess.run(
+        [python, "-c", _LIST_PACKAGES], capture_output=True, text=True, check=True
+    ).stdout
+    found = json.loads(listing)
+    packages: dict[str, str] = found["packages"]
+    return {
+        "python": python,
+        # By prefix: a venv's interpreter is a link to the same binary as any other venv's.
+        "separate": found["prefix"] != sys.prefix,
+        "pandas": packages.get("pandas"),
+        "numpy": packages.get("numpy"),
+        "packages": dict(sorted(packages.items())),
+    }
+
+
+_LIST_PACKAGES = (
+    "import json, sys, importlib.metadata as m; print(json.dumps({'prefix': sys.prefix,"
+    " 'packages': {d.metadata['Name'].lower(): d.version for d in m.distributions()}}))"
+)
 
 
 def revision(repository: Path) -> dict[str, Any]:

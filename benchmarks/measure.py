@@ -25,6 +25,7 @@ __all__ = [
     "CaseFailed",
     "Measured",
     "factflow",
+    "factflow_python",
     "record",
     "run_process",
     "run_worker",
@@ -50,9 +51,16 @@ class Measured:
     returncode: int
 
 
-def factflow(*arguments: str) -> list[str]:
-    """The command line of `factflow ARGUMENTS` with the interpreter running this suite."""
-    return [sys.executable, "-m", "factflow", *arguments]
+def factflow_python() -> str:
+    """The interpreter that runs factflow's commands: `FACTFLOW_BENCH_PYTHON` (`make bench`
+    names one of an install holding only factflow and what it needs, as a deployment has it),
+    else the one running this suite."""
+    return os.environ.get("FACTFLOW_BENCH_PYTHON") or sys.executable
+
+
+def factflow(*arguments: str, python: str | None = None) -> list[str]:
+    """The command line of `factflow ARGUMENTS`, run by `python` (default: `factflow_python`)."""
+    return [python or factflow_python(), "-m", "factflow", *arguments]
 
 
 def run_process(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import embedded, kpi, machine, memory, production, profiling, stages
-from benchmarks.measure import REPO, say
+from benchmarks.measure import REPO, factflow_python, say
 from benchmarks.report import HERE, write_report
 from benchmarks.settings import FAMILIES, Settings, parse_sizes
 from benchmarks.targets import judge
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine.describe(),
         "load": {"start": load_at_start, "end": machine.load()},
         "versions": machine.versions(),
+        "factflow_install": machine.factflow_install(factflow_python()),
         "revision": revision,
         "revision_at_end": machine.revision(REPO),
         "families": families,
