@@ -270,6 +270,17 @@ def test_fetch_never_holds_more_than_the_prefetch(url: str) -> None:
         assert len(subscription.fetch(5000, 2)) == 5
 
 
+def test_ready_counts_the_messages_not_delivered_yet_in_both_queues(url: str) -> None:
+    with RabbitMQTransport(url, prefetch=5) as mq:
+        subscription = mq.subscribe("kpi", ["card.*"])
+        mq.publish([event("card.card_issued", n) for n in range(12)])
+        mq.publish_bootstrap("kpi", [event("card.card_issued", n) for n in range(3)])
+        eventually(lambda: subscription.ready() == 15)  # nothing consumed before a fetch
+        while subscription.fetch(100, 1):
+            subscription.commit()
+        assert subscription.ready() == 0
+
+
 def test_processes_of_one_group_share_its_messages(url: str) -> None:
     messages = [event("card.card_issued", n) for n in range(100)]
     with RabbitMQTransport(url, prefetch=10) as mq:

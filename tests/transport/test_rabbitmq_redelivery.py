@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import pytest
 
@@ -15,9 +15,9 @@ from factflow.examples.banking import app
 from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.runtime.consumer import ConsumerOptions, run_consumer
 from factflow.runtime.writer import BatchOutcome
-from factflow.transport.base import SUSPECT_RETURNS, Fetched, Outgoing
+from factflow.transport.base import SUSPECT_RETURNS, Fetched, Outgoing, Subscription
 from factflow.transport.publishing import outgoing
-from factflow.transport.rabbitmq import RabbitMQTransport
+from factflow.transport.rabbitmq import RabbitMQSubscription, RabbitMQTransport
 from factflow.warehouse.duckdb import DuckDBWarehouse
 from redelivery import read_suspects_then_the_rest
 
@@ -44,6 +44,62 @@ def crash_holding_everything(mq: RabbitMQTransport, count: int) -> list[bytes]:
             assert isinstance(fetched, Fetched) and not fetched.suspect
             held += fetched
     return held
+
+
+class _SlowToStart:
+    """The real subscription, whose first fetches find nothing although messages are ready: a
+    broker that takes its time to start pushing to a new consumer."""
+
+    def __init__(self, inner: RabbitMQSubscription, empty_fetches: int) -> None:
+        self.inner, self.empty_fetches = inner, empty_fetches
+
+    def fetch(self, max_messages: int, max_wait: float) -> Sequence[bytes]:
+        if self.empty_fetches:
+            self.empty_fetches -= 1
+            return Fetched()
+        return self.inner.fetch(max_messages, max_wait)
+
+    def ready(self) -> int:
+        return self.inner.ready()
+
+    def commit(self, batches: int | None = None) -> None:
+        self.inner.commit(batches)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _SlowToStartTransport:
+    def __init__(self, inner: RabbitMQTransport) -> None:
+        self.inner = inner
+
+    def subscribe(self, group: str, event_types: Collection[str]) -> Subscription:
+        return _SlowToStart(self.inner.subscribe(group, event_types), empty_fetches=2)
+
+    def publish(self, messages: Iterable[Outgoing]) -> int:
+        return self.inner.publish(messages)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_until_idle_is_not_fooled_by_a_broker_slow_to_start_pushing(
+    mq: RabbitMQTransport,
+) -> None:
+    """A consumer run until idle stops when a fetch finds nothing and nothing is ready; found
+    with a new consumer of a quorum queue busy storing 300,000 messages just published, which
+    pushed nothing for more than the fetch's half second: the run stopped after one event."""
+    mq.subscribe("kpi", ["card.*"]).close()  # the queue and its bindings
+    mq.publish([event(n) for n in range(50)])
+    with DuckDBWarehouse(None) as warehouse:
+        outcome = run_consumer(
+            app,
+            _SlowToStartTransport(mq),
+            warehouse,
+            ConsumerOptions(group="kpi", max_wait=0.05, stop_when_idle=True),
+        )
+    assert outcome.messages == 50
+    assert mq.depth("kpi") == 0
 
 
 def test_first_deliveries_come_as_one_batch_not_suspect(mq: RabbitMQTransport) -> None:

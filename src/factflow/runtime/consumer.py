@@ -41,7 +41,8 @@ class ConsumerOptions(msgspec.Struct, frozen=True):
         group: the consumer group to read as.
         batch_size: the most messages written in one warehouse transaction.
         max_wait: seconds to wait for a batch to fill before writing what there is.
-        stop_when_idle: return once a fetch finds nothing (for demos, tests and catch-up runs).
+        stop_when_idle: return once a fetch finds nothing and the transport holds nothing ready
+            for the group either (for demos, tests and catch-up runs).
         backoff: waits between retries when the transport or the warehouse is unavailable.
         backlog_every: seconds between two readings of the transport's backlog (for metrics).
         max_message_size: the largest message decoded, in bytes; a larger one becomes a dead
@@ -135,7 +136,7 @@ def run_consumer(
             if not messages:
                 if not settle():  # nothing more to overlap it with: acknowledge it
                     break
-                if options.stop_when_idle:
+                if options.stop_when_idle and reader.caught_up():
                     break
                 continue
             if suspect:
@@ -210,6 +211,23 @@ class _Reader:
         except TransportUnavailable as error:
             self._lost(error)
             return None
+
+    def caught_up(self) -> bool:
+        """After a fetch that found nothing: whether the group has caught up, that is, the
+        transport holds nothing ready for it either, where it can tell (`ready()`: RabbitMQ,
+        whose broker may be slow to start pushing to a new consumer). A lost transport has not
+        caught up: it is reopened."""
+        ready = getattr(self._subscription, "ready", None)
+        if ready is None:
+            return True
+        try:
+            waiting = int(ready())
+        except TransportUnavailable as error:
+            self._lost(error)
+            return False
+        if waiting:
+            log.debug("nothing fetched, but %d messages are ready: not idle yet", waiting)
+        return waiting == 0
 
     @property
     def subscription(self) -> Subscription | None:

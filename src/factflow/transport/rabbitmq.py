@@ -378,6 +378,20 @@ class RabbitMQSubscription(ClosesOnExit):
         self._handed += len(bodies)
         return bodies
 
+    def ready(self) -> int:
+        """Messages the broker holds ready in the group's queue and its bootstrap queue: not
+        delivered to any consumer yet. An empty `fetch` with some ready means the broker has
+        not pushed them yet (a quorum queue can take a while to start a new consumer, busy
+        storing what was just published), not that the group caught up. A round trip.
+
+        Raises `TransportUnavailable` when the connection or channel is lost.
+        """
+        self._check_usable()
+        try:
+            return sum(consumed.ready() for consumed in self._queues)
+        except _LOST as error:
+            self._fail(error)
+
     def _take_suspect(self, consumed: _Consumed) -> Fetched:
         """The suspect message at the head of `consumed`, as a fetch of its own."""
         tag, body, _ = consumed.arrived.popleft()
@@ -503,6 +517,10 @@ class _Consumed:
                 return
         self.consuming = True
         self.channel.basic_consume(self.queue, self._on_message, auto_ack=False)
+
+    def ready(self) -> int:
+        """Messages ready in the queue (a passive declare: a round trip on this channel)."""
+        return int(self.channel.queue_declare(self.queue, passive=True).method.message_count)
 
     def suspect_next(self) -> bool:
         """Whether the next arrived message is a suspect one."""
