@@ -177,3 +177,13 @@ def test_every_command_loads_and_has_help() -> None:
         result = factflow(name, "--help")
         assert result.exit_code == 0, result.output
         assert f"Usage: main {name}" in result.output
+
+
+def test_run_batches_more_events_from_the_embedded_log_than_from_a_broker() -> None:
+    """A broker's prefetch window holds two batches; the log has no window to share."""
+    from factflow.cli.run import _default_batch_size
+    from factflow.runtime.consumer import DEFAULT_BATCH_SIZE, LOG_BATCH_SIZE
+
+    assert _default_batch_size("log:///factflow-log") == LOG_BATCH_SIZE > DEFAULT_BATCH_SIZE
+    assert _default_batch_size("amqp://guest:guest@127.0.0.1:5672/") == DEFAULT_BATCH_SIZE
+    assert _default_batch_size("nats://127.0.0.1:4222") == DEFAULT_BATCH_SIZE

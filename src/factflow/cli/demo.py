@@ -15,7 +15,7 @@ from factflow.errors import FactflowError
 from factflow.examples.banking import app
 from factflow.examples.banking.simulator import SimulationOptions, simulate
 from factflow.insight.kpi import answer
-from factflow.runtime.consumer import ConsumerOptions, run_consumer
+from factflow.runtime.consumer import LOG_BATCH_SIZE, ConsumerOptions, run_consumer
 from factflow.runtime.writer import BatchOutcome
 from factflow.transport.log import LogTransport
 from factflow.transport.publishing import Unroutable, outgoing
@@ -81,7 +81,7 @@ def demo(events: int, seed: int, directory: Path) -> None:
                 app,
                 transport,
                 warehouse,
-                ConsumerOptions(stop_when_idle=True, max_wait=0.05),
+                ConsumerOptions(batch_size=LOG_BATCH_SIZE, stop_when_idle=True, max_wait=0.05),
                 on_batch=advance,
             )
             transport.close()

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,7 +24,12 @@ from factflow.cli.settings import (
     warehouse_option,
 )
 from factflow.errors import FactflowError
-from factflow.runtime.consumer import ConsumerOptions, run_consumer
+from factflow.runtime.consumer import (
+    DEFAULT_BATCH_SIZE,
+    LOG_BATCH_SIZE,
+    ConsumerOptions,
+    run_consumer,
+)
 from factflow.runtime.http import serve_metrics
 from factflow.runtime.metrics import Metrics
 from factflow.runtime.writer import Backoff, BatchOutcome, wait_while_unavailable
@@ -41,9 +47,9 @@ log = logging.getLogger("factflow.cli")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=5000,
-    show_default=True,
-    help="Most events per warehouse transaction.",
+    default=None,
+    help=f"Most events per warehouse transaction.  [default: {LOG_BATCH_SIZE} from the embedded"
+    f" log, {DEFAULT_BATCH_SIZE} from a broker]",
 )
 @click.option(
     "--max-wait",
@@ -75,7 +81,7 @@ def run(
     transport: str,
     warehouse: str,
     group: str,
-    batch_size: int,
+    batch_size: int | None,
     max_wait: float,
     until_idle: bool,
     metrics_port: int | None,
@@ -133,7 +139,7 @@ def run(
                         store,
                         ConsumerOptions(
                             group=group,
-                            batch_size=batch_size,
+                            batch_size=batch_size or _default_batch_size(transport),
                             max_wait=max_wait,
                             stop_when_idle=until_idle,
                             backoff=backoff,
@@ -159,3 +165,8 @@ def run(
             "seconds": round(elapsed, 3),
         },
     )
+
+
+def _default_batch_size(transport: str) -> int:
+    """Larger batches from the embedded log, which shares no prefetch window with a broker."""
+    return LOG_BATCH_SIZE if urlsplit(transport).scheme == "log" else DEFAULT_BATCH_SIZE

@@ -29,9 +29,20 @@ from factflow.runtime.writer import (
 from factflow.transport.base import Fetched, Subscription, Transport
 from factflow.warehouse.base import Warehouse
 
-__all__ = ["ConsumerOptions", "run_consumer"]
+__all__ = ["DEFAULT_BATCH_SIZE", "LOG_BATCH_SIZE", "ConsumerOptions", "run_consumer"]
 
 log = logging.getLogger("factflow.runtime")
+
+#: The most messages written in one transaction, from a broker: half its prefetch window
+#: (RabbitMQ's 10,000), so the next batch streams in while one is written. A batch is this
+#: large only when a backlog fills it (catching up, a burst); otherwise `max_wait` cuts it.
+DEFAULT_BATCH_SIZE = 5000
+
+#: The same from the embedded log, which has no window to share: per-batch costs (a dozen
+#: statements, a commit) made batches of 5000 spend a third of the time of a log → DuckDB run
+#: (300,000 events: 9.4 s, against 6.1 s with 15,000 and 4.5 s with 50,000). Three batches at
+#: most are held (one read, one processed, one written).
+LOG_BATCH_SIZE = 20_000
 
 
 class ConsumerOptions(msgspec.Struct, frozen=True):
@@ -50,7 +61,7 @@ class ConsumerOptions(msgspec.Struct, frozen=True):
     """
 
     group: str = "kpi"
-    batch_size: int = 5000
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_wait: float = 0.5
     stop_when_idle: bool = False
     backoff: Backoff = Backoff()
