@@ -171,7 +171,13 @@ def test_a_warehouse_outage_under_load_loses_nothing(
             target=publish_file, args=(messages[:half], amqp_url, tmp_path)
         )
         publisher.start()
-        time.sleep(1.5)
+        # Once the service works on the warehouse: a connection attempted while the proxy is
+        # cut hangs until it is restored, and an outage nobody met would prove nothing.
+        deadline = time.monotonic() + 60
+        while '"consuming"' not in log.read_text():
+            assert time.monotonic() < deadline and service.poll() is None, log.read_text()
+            time.sleep(0.05)
+        time.sleep(0.5)
         proxy.cut()  # the warehouse goes away under load ...
         publish_file(messages[half:], amqp_url, tmp_path)
         time.sleep(3)
