@@ -170,6 +170,20 @@ def test_an_id_on_two_lines_is_left_to_the_per_event_path_with_both() -> None:
         assert_same_as_per_event(messages)
 
 
+def test_a_batch_parsed_in_slices_gives_the_same_changes_with_ids_shared_across_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ColumnarProcessor, "PARSED_AT_ONCE", 100)
+    options = SimulationOptions(events=1000, seed=11, duplicates=0.05, bad_lines=0.05)
+    messages = list(simulate(options))
+    # One envelope in the first slice and the last, its id reused with other values between.
+    first, reused = envelope_line("e-sliced"), envelope_line("e-sliced", data=SETTLED)
+    messages = [first, *messages[:500], reused, *messages[500:], first]
+    changes = assert_same_as_per_event(messages)
+    assert [d.event_id for d in changes.dead_letters].count("e-sliced") == 1
+    assert "fact_card_transaction" in column_wise(changes)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_randomly_damaged_lines_give_the_same_changes(seed: int) -> None:
     rng = random.Random(seed)

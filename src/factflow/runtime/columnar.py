@@ -119,6 +119,11 @@ class ColumnarProcessor(BatchProcessor):
     #: outweighs what it saves.
     COLUMN_WISE_FROM = 64
 
+    #: Lines parsed at once: a larger batch is parsed, checked and cut by type in slices of
+    #: this many, then mapped whole, so the parser's copies of the lines (several times their
+    #: size, briefly) stay those of a slice however large the batch a transaction writes.
+    PARSED_AT_ONCE = 50_000
+
     def __init__(self, app: App, group: str | None = None, **options: Any) -> None:
         super().__init__(app, group, **options)
         self.plans: dict[str, _Plan] = {}
@@ -151,15 +156,12 @@ class ColumnarProcessor(BatchProcessor):
         if not self.plans or len(messages) < self.COLUMN_WISE_FROM:
             return super().process(messages)
         rest: list[int] = []  # the indices of the lines left to the per-event path
-        joined, indices = self._screened(messages, rest)
-        pieces = self._parse(messages, joined, indices, rest)
-        del joined  # each copy of the batch is let go once the next is made: flat memory
-        parts = _by_type(pieces, rest, self.plans)
-        del pieces
-        taken = _without_shared_ids(
-            [self._checked(part, messages, rest) for part in parts], messages, rest
-        )
-        del parts
+        checked: list[_Part] = []
+        for start in range(0, len(messages), self.PARSED_AT_ONCE):
+            checked += self._checked_slice(messages, start, rest)
+        # Over the whole batch: an id shared by lines of two slices is shared all the same.
+        taken = _without_shared_ids(checked, messages, rest)
+        del checked
         changes = ChangeSet()
         self._map(taken, changes)
         del taken
@@ -168,6 +170,25 @@ class ColumnarProcessor(BatchProcessor):
         if self.warehouse is not None:
             changes.check_stored_ids = functools.partial(self._per_event_checked, messages)
         return changes
+
+    def _checked_slice(self, messages: Sequence[bytes], start: int, rest: list[int]) -> list[_Part]:
+        """The plainly valid rows of the `PARSED_AT_ONCE` lines of `messages` from `start`, by
+        type, with their positions in `messages`; the others go to `rest`."""
+        lines = messages[start : start + self.PARSED_AT_ONCE]
+        left: list[int] = []  # as indices into `lines`
+        joined, indices = self._screened(lines, left)
+        pieces = self._parse(lines, joined, indices, left)
+        del joined  # each copy of the lines is let go once the next is made: flat memory
+        parts = _by_type(pieces, left, self.plans)
+        del pieces
+        checked = [self._checked(part, lines, left) for part in parts]
+        rest.extend(start + i for i in left)
+        if not start:
+            return checked
+        return [
+            _Part(part.plan, part.events, pc.add(part.positions, start), part.moments)
+            for part in checked
+        ]
 
     def _per_event_checked(self, messages: Sequence[bytes], changes: ChangeSet) -> None:
         """The `check_stored_ids` of a column-wise batch: make `changes` what the per-event
