@@ -62,6 +62,21 @@ def test_fields_named_like_the_columns_factflow_fills_are_refused() -> None:
             occurred_at: str
 
 
+def test_fields_named_like_member_keys_are_refused() -> None:
+    with pytest.raises(DeclarationError, match=r"\['member_key'\] are reserved"):
+
+        @dimension(key="shop_id")
+        class Shop(Dimension):
+            shop_id: str
+            member_key: int
+
+    with pytest.raises(DeclarationError, match=r"\['shop_id__member_key'\] are reserved"):
+
+        @fact()
+        class Order(Fact):
+            shop_id__member_key: int
+
+
 def test_decorators_refuse_classes_of_the_wrong_base() -> None:
     with pytest.raises(DeclarationError, match=r"subclasses of factflow\.Dimension"):
 

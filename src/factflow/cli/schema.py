@@ -42,13 +42,17 @@ def schema() -> None:
     help="Print the DDL for this backend [default: the --warehouse's].",
 )
 def show(app: str, warehouse: str, backend: str | None) -> None:
-    """Print the CREATE TABLE statements of the model's tables."""
+    """Print the CREATE statements of the model's tables (and of the sequences numbering its
+    dimensions' members)."""
     try:
         the_app = load_app(app)
         dialect = _dialect(backend or _backend(warehouse))
     except FactflowError as error:
         raise fail(error) from None
-    statements = dialect.create_tables(the_app.schema).values()
+    statements = [
+        *dialect.create_sequences(the_app.schema),
+        *dialect.create_tables(the_app.schema).values(),
+    ]
     click.echo(
         f"-- The tables of app {the_app.name!r} for {dialect.name}. factflow creates them, and\n"
         "-- its own factflow_* tables, when missing; `factflow schema migrate` evolves them."

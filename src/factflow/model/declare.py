@@ -47,10 +47,12 @@ __all__ = [
     "fact",
 ]
 
-#: Columns factflow fills from the envelope on every fact and dimension change.
+#: Columns factflow fills itself: from the envelope on every fact and dimension change, and the
+#: durable member keys (a dimension's `member_key`, a fact's `<field>__member_key`).
 RESERVED_COLUMNS = frozenset(
-    {"event_id", "occurred_at", "inferred", "updated_at", "valid_from", "valid_to"}
+    {"event_id", "occurred_at", "inferred", "updated_at", "valid_from", "valid_to", "member_key"}
 )
+RESERVED_SUFFIX = "__member_key"
 
 
 class Event(msgspec.Struct, kw_only=True, gc=False):
@@ -186,11 +188,13 @@ def _require_base(cls: type[Any], base: type[msgspec.Struct], decorator: str) ->
         raise DeclarationError(
             f"{decorator} decorates subclasses of factflow.{base.__name__}, got {cls!r}"
         )
-    clash = RESERVED_COLUMNS.intersection(cls.__struct_fields__)
+    clash = RESERVED_COLUMNS.intersection(cls.__struct_fields__) | {
+        name for name in cls.__struct_fields__ if name.endswith(RESERVED_SUFFIX)
+    }
     if clash:
         raise DeclarationError(
             f"{cls.__name__}: field name(s) {sorted(clash)} are reserved for the columns factflow "
-            "fills from the envelope; rename the field(s)"
+            "fills itself; rename the field(s)"
         )
 
 

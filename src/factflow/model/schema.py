@@ -20,6 +20,7 @@ from factflow.model.declare import Dimension, Fact
 from factflow.model.types import Money
 
 __all__ = [
+    "MEMBER_KEY",
     "Column",
     "ColumnType",
     "DimensionSpec",
@@ -59,8 +60,16 @@ class Table(msgspec.Struct, frozen=True):
         return tuple(column.name for column in self.columns)
 
 
+#: A dimension's durable member key: a number given to each key when its current row is made and
+#: kept through every change, so facts join their dimensions on integers (see `FactSpec.stored`).
+MEMBER_KEY = "member_key"
+
+
 class FactSpec(msgspec.Struct, frozen=True):
     """A fact table: the user's fields, then `event_id` and `occurred_at` from the envelope.
+
+    `table` holds what a batch brings; `stored` is the table as the warehouse keeps it, with
+    the member key of each dimension it refers to (`member_keys`), filled as rows are written.
 
     `description` is the class's docstring and `descriptions` those its fields declare
     (`Annotated[str, msgspec.Meta(description=...)]`): the warehouse's comments, for BI tools.
@@ -74,6 +83,16 @@ class FactSpec(msgspec.Struct, frozen=True):
     description: str = ""
     descriptions: dict[str, str] = msgspec.field(default_factory=dict)  # field → description
 
+    @property
+    def member_keys(self) -> dict[str, str]:
+        """Reference field → the column holding its member's `MEMBER_KEY`."""
+        return {field: f"{field}__{MEMBER_KEY}" for field in self.references}
+
+    @property
+    def stored(self) -> Table:
+        keys = tuple(Column(name, ColumnType.INTEGER) for name in self.member_keys.values())
+        return msgspec.structs.replace(self.table, columns=(*self.table.columns, *keys))
+
 
 class DimensionSpec(msgspec.Struct, frozen=True):
     """A dimension's three tables.
@@ -81,7 +100,8 @@ class DimensionSpec(msgspec.Struct, frozen=True):
     * `changes`: every change as it arrived (key, attributes or NULL for "unchanged", event_id,
       occurred_at): the order-free source of truth.
     * `current`: one row per key, each attribute its latest non-null value by event time;
-      `inferred` marks keys only known from references.
+      `inferred` marks keys only known from references. As stored (`stored_current`) it also
+      has the key's `member_key`, numbered by the sequence `member_key_sequence`.
     * `history` (SCD type 2): one row per key and change time, valid in [valid_from, valid_to).
 
     `description` and `descriptions` are as in `FactSpec`.
@@ -98,6 +118,15 @@ class DimensionSpec(msgspec.Struct, frozen=True):
     class_name: str = ""
     description: str = ""
     descriptions: dict[str, str] = msgspec.field(default_factory=dict)  # field → description
+
+    @property
+    def stored_current(self) -> Table:
+        key = Column(MEMBER_KEY, ColumnType.INTEGER)
+        return msgspec.structs.replace(self.current, columns=(*self.current.columns, key))
+
+    @property
+    def member_key_sequence(self) -> str:
+        return f"{self.name}__{MEMBER_KEY}s"
 
 
 class Schema(msgspec.Struct, frozen=True):
@@ -119,9 +148,10 @@ class Schema(msgspec.Struct, frozen=True):
         raise KeyError(name)
 
     def tables(self) -> list[Table]:
-        tables = [fact.table for fact in self.facts]
+        """Every table as the warehouse stores it."""
+        tables = [fact.stored for fact in self.facts]
         for dim in self.dimensions:
-            tables += [dim.changes, dim.current] + ([dim.history] if dim.history else [])
+            tables += [dim.changes, dim.stored_current] + ([dim.history] if dim.history else [])
         return tables
 
 

@@ -90,7 +90,7 @@ class Thing(msgspec.Struct, frozen=True, kw_only=True):
         key = check_identifier(key or f"{name}_id", "--key", f"{name}_id", MAX_LENGTH + 3)
         if key in RESERVED_COLUMNS:
             raise ConfigurationError(
-                f"key {key!r} is a column factflow fills from the envelope "
+                f"key {key!r} is a column factflow fills itself "
                 f"({', '.join(sorted(RESERVED_COLUMNS))}); give another with --key"
             )
         thing = cls(kind=kind, domain=domain, name=name, event_name=event_name, key=key, scd=scd)

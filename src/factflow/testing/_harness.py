@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from factflow._closing import ClosesOnExit
 from factflow.insight.kpi import answer, to_json_rows
 from factflow.model.declare import Dimension, Fact
+from factflow.model.schema import MEMBER_KEY
 from factflow.pipeline.app import App
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
@@ -87,12 +88,15 @@ class Harness(ClosesOnExit):
     ) -> list[dict[str, Any]]:
         """Every row of `table` (a name, or a fact or dimension class: its table of current
         rows) as dicts, ordered by `order_by` or by all columns. Values are as the warehouse
-        returns them (DuckDB: timestamps in UTC without a time zone)."""
+        returns them (DuckDB: timestamps in UTC without a time zone). The member keys, numbers
+        each warehouse gives as it goes, are left out."""
         name = table if isinstance(table, str) else self._table_of(table)
+        columns = self._columns(name)
         if order_by is None:
-            columns = self._columns(name)
             order_by = ", ".join(str(position) for position in range(1, len(columns) + 1))
-        return self.warehouse.query(f"SELECT * FROM {quote(name)} ORDER BY {order_by}").as_dicts()
+        return self.warehouse.query(
+            f"SELECT {', '.join(map(quote, columns))} FROM {quote(name)} ORDER BY {order_by}"
+        ).as_dicts()
 
     def facts(self, fact: type[F]) -> list[F]:
         """The rows of a fact as instances of its class, ordered by all columns; timestamps
@@ -194,7 +198,9 @@ class Harness(ClosesOnExit):
         return table
 
     def _columns(self, table: str) -> tuple[str, ...]:
-        return self.warehouse.query(f"SELECT * FROM {quote(table)} WHERE false").columns
+        """The columns of `table` but the member keys."""
+        stored = self.warehouse.query(f"SELECT * FROM {quote(table)} WHERE false").columns
+        return tuple(c for c in stored if c != MEMBER_KEY and not c.endswith(f"__{MEMBER_KEY}"))
 
     def _assert_rows(self, table: str, expected: Iterable[Expected]) -> None:
         __tracebackhide__ = True

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 
-from factflow.model.schema import Column, ColumnType, DimensionSpec, Schema, Table
+from factflow.model.schema import (
+    MEMBER_KEY,
+    Column,
+    ColumnType,
+    DimensionSpec,
+    FactSpec,
+    Schema,
+    Table,
+)
 from factflow.warehouse.base import DEAD_LETTERS, EVENT_STATS
 
 __all__ = [
@@ -23,8 +31,12 @@ __all__ = [
     "current_rows",
     "history_rows",
     "internal_tables",
+    "member_join",
+    "member_key_sequence",
+    "member_keys_of",
     "merged_current_rows",
     "merged_history_rows",
+    "next_member_key",
     "rederived_keys",
     "seed_rows",
 ]
@@ -49,23 +61,93 @@ class Dialect(msgspec.Struct, frozen=True):
     keys_everywhere: bool = True
 
     def create_tables(self, schema: Schema) -> dict[str, str]:
-        """Table name → its `CREATE TABLE IF NOT EXISTS`, for every table of the model."""
-        keyed = {dim.current.name for dim in schema.dimensions}
+        """Table name → its `CREATE TABLE IF NOT EXISTS`, for every table of the model (the
+        sequences of `create_sequences` first)."""
+        numbered = {dim.current.name: dim for dim in schema.dimensions}
         return {
             table.name: create_table(
-                table, self.types, primary_key=self.keys_everywhere or table.name in keyed
+                table,
+                self.types,
+                primary_key=self.keys_everywhere or table.name in numbered,
+                defaults=(
+                    {MEMBER_KEY: next_member_key(numbered[table.name])}
+                    if table.name in numbered
+                    else {}
+                ),
             )
             for table in schema.tables()
         }
+
+    def create_sequences(self, schema: Schema) -> list[str]:
+        """The sequences numbering each dimension's members."""
+        return [member_key_sequence(dim) for dim in schema.dimensions]
 
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_table(table: Table, types: TypeNames, *, primary_key: bool = True) -> str:
+def member_key_sequence(dim: DimensionSpec) -> str:
+    return f"CREATE SEQUENCE IF NOT EXISTS {quote(dim.member_key_sequence)}"
+
+
+def next_member_key(dim: DimensionSpec) -> str:
+    """The default of a dimension's `member_key`: the next number of its sequence."""
+    return f"nextval('{quote(dim.member_key_sequence)}')"
+
+
+def member_keys_of(fact: FactSpec, schema: Schema, rows: str) -> tuple[str, str]:
+    """The member key columns of `fact` (its `stored` columns past `table`'s) as a select list
+    over the fact rows `rows` (an alias), and the joins to the dimensions' current rows that
+    give them: a reference without a value, or to a member not stored, gets NULL."""
+    values, joins = [], []
+    for i, (field, column) in enumerate(fact.member_keys.items()):
+        dim = schema.dimension(fact.references[field])
+        alias = f"factflow_member_{i}"
+        values.append(f"{alias}.{quote(MEMBER_KEY)} AS {quote(column)}")
+        joins.append(
+            f" LEFT JOIN {quote(dim.current.name)} AS {alias} "
+            f"ON {alias}.{quote(dim.key)} = {rows}.{quote(field)}"
+        )
+    return "".join(f", {value}" for value in values), "".join(joins)
+
+
+def member_join(
+    dim: DimensionSpec, alias: str, rows: str, member_key: str, *, as_of_event: bool
+) -> str:
+    """The LEFT JOIN (as `alias`) of `dim` to the fact rows `rows` (an alias) on their member
+    key column `member_key`: to the member's current row, or `as_of_event` to the version of a
+    type 2 dimension valid when the fact occurred. Versions carry no member key: their current
+    row gives it (a join of the dimension's rows alone, before the facts')."""
+    on = f"{alias}.{quote(MEMBER_KEY)} = {rows}.{quote(member_key)}"
+    current = quote(dim.current.name)
+    if not as_of_event or dim.history is None:
+        return f"LEFT JOIN {current} AS {alias} ON {on}"
+    key = quote(dim.key)
+    versions = (
+        f"(SELECT version.*, member.{quote(MEMBER_KEY)} FROM {quote(dim.history.name)} AS version "
+        f"JOIN {current} AS member ON member.{key} = version.{key})"
+    )
+    occurred = f"{rows}.occurred_at"
+    return (
+        f"LEFT JOIN {versions} AS {alias} ON {on} AND {alias}.valid_from <= {occurred} "
+        f"AND ({alias}.valid_to IS NULL OR {occurred} < {alias}.valid_to)"
+    )
+
+
+def create_table(
+    table: Table,
+    types: TypeNames,
+    *,
+    primary_key: bool = True,
+    defaults: Mapping[str, str] | None = None,
+) -> str:
+    """`CREATE TABLE IF NOT EXISTS`; `defaults` maps a column to its DEFAULT expression."""
+    defaults = defaults or {}
     columns = [
-        f"{quote(c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        f"{quote(c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}"
+        + (f" DEFAULT {defaults[c.name]}" if c.name in defaults else "")
+        for c in table.columns
     ]
     if primary_key:
         columns.append(f"PRIMARY KEY ({', '.join(map(quote, table.key))})")

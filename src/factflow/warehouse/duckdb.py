@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from factflow._closing import ClosesOnExit
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.model.dead_letter import DeadLetter
-from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.model.schema import ColumnType, DimensionSpec, FactSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
 from factflow.pipeline.arrow import arrow_table, utc_timestamps
 from factflow.pipeline.changes import ChangeSet, Row
@@ -43,6 +43,7 @@ from factflow.warehouse.ddl import (
     current_rows,
     history_rows,
     internal_tables,
+    member_keys_of,
     merged_current_rows,
     merged_history_rows,
     quote,
@@ -149,7 +150,11 @@ class DuckDBWarehouse(ClosesOnExit):
     # -- Warehouse -------------------------------------------------------------------------
 
     def prepare(self, schema: Schema) -> None:
-        statements = [*internal_tables(TYPES, "BLOB"), *DIALECT.create_tables(schema).values()]
+        statements = [
+            *internal_tables(TYPES, "BLOB"),
+            *DIALECT.create_sequences(schema),
+            *DIALECT.create_tables(schema).values(),
+        ]
         with self._lock:
             for statement in statements:
                 self._con.execute(statement)
@@ -178,17 +183,7 @@ class DuckDBWarehouse(ClosesOnExit):
         schema = self._require_schema()
         check = changes.check_stored_ids is not None
         with self._transaction():
-            for fact in schema.facts:
-                rows = changes.facts.get(fact.name)
-                if rows:
-                    into = changes.rebuild_into.get(fact.name)
-                    self._insert_first(
-                        fact.table,
-                        rows,
-                        changes.staged.get(fact.table.name),
-                        into=into,
-                        check=check and into is None,
-                    )
+            # Dimensions, then members only referred to: facts take their member keys from both.
             for dim in schema.dimensions:
                 rows = changes.dimension_changes.get(dim.name)
                 if rows:
@@ -199,6 +194,17 @@ class DuckDBWarehouse(ClosesOnExit):
                 keys = changes.references.get(dim.name)
                 if keys and (new := self._members.unknown(dim.name, keys)):
                     self._ensure_members(dim, new)
+            for fact in schema.facts:
+                rows = changes.facts.get(fact.name)
+                if rows:
+                    into = changes.rebuild_into.get(fact.name)
+                    self._insert_first(
+                        fact,
+                        rows,
+                        changes.staged.get(fact.table.name),
+                        into=into,
+                        check=check and into is None,
+                    )
             if changes.dead_letters:
                 self._insert_dead_letters(changes.dead_letters)
             if changes.replayed:
@@ -286,7 +292,7 @@ class DuckDBWarehouse(ClosesOnExit):
         return [StoredDeadLetter.from_row(r) for r in rows]
 
     def begin_rebuild(self, fact: str) -> str:
-        table = self._require_schema().fact(fact).table
+        table = self._require_schema().fact(fact).stored
         shadow = rebuild_table(table.name)
         renamed = msgspec.structs.replace(table, name=shadow)
         with self._lock:
@@ -295,7 +301,7 @@ class DuckDBWarehouse(ClosesOnExit):
         return shadow
 
     def finish_rebuild(self, fact: str) -> int:
-        table = self._require_schema().fact(fact).table
+        table = self._require_schema().fact(fact).stored
         live, shadow = quote(table.name), quote(rebuild_table(table.name))
         same_key = " AND ".join(f"rebuilt.{quote(k)} = old.{quote(k)}" for k in table.key)
         # By name: a migrated table has the columns it gained last, the rebuilt one in model order.
@@ -360,21 +366,24 @@ class DuckDBWarehouse(ClosesOnExit):
 
     def _insert_first(
         self,
-        table: Table,
+        fact: FactSpec,
         rows: Sequence[Row],
         staged: pa.Table | None = None,
         *,
         into: str | None = None,
         check: bool = False,
     ) -> None:
-        """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
-        `table` or the table named `into` (of the same columns); with `check`, refuse rows
-        stored under their key and envelope id with other values (`_refuse_reused_ids`)."""
+        """Insert the rows whose key is not stored yet (the earliest event of a key wins), with
+        their member keys, into the fact's table or the table named `into` (of the same
+        columns); with `check`, refuse rows stored under their key and envelope id with other
+        values (`_refuse_reused_ids`)."""
+        table = fact.table
         batch = staged if staged is not None else arrow_table(table, rows)
         keys = _distinct_keys(batch, table.key)
+        members = member_keys_of(fact, self._require_schema(), "batch_rows")
         with self._registered("batch_rows", batch):
             [(inserted,)] = self._con.execute(
-                *_first_wins(table, batch, into or table.name, keys)
+                *_first_wins(table, batch, into or table.name, keys, fact.stored, members)
             ).fetchall()
             if check:
                 self._refuse_reused_ids(table, batch, int(inserted), keys)
@@ -588,20 +597,30 @@ def _distinct_keys(batch: pa.Table, key: Sequence[str]) -> int:
     return int(batch.group_by(list(key)).aggregate([]).num_rows)
 
 
-def _first_wins(table: Table, batch: pa.Table, target: str, keys: int) -> tuple[str, list[Any]]:
+def _first_wins(
+    table: Table,
+    batch: pa.Table,
+    target: str,
+    keys: int,
+    stored_as: Table | None = None,
+    members: tuple[str, str] = ("", ""),
+) -> tuple[str, list[Any]]:
     """The insert of the rows of `batch_rows` (`batch`, registered, with `keys` distinct keys)
     whose key is not stored in `target` yet, the earliest event of a key winning; and its
-    parameters."""
-    key_list = ", ".join(map(quote, table.key))
+    parameters. A fact's rows go in with their member keys: `stored_as` is its stored table,
+    `members` the select list and joins of `member_keys_of`."""
+    key_list = ", ".join(f"batch_rows.{quote(k)}" for k in table.key)
     stored = " AND ".join(f"stored.{quote(k)} = batch_rows.{quote(k)}" for k in table.key)
     # By name: a migrated table has the columns it gained last.
-    columns = ", ".join(map(quote, table.column_names))
+    columns = ", ".join(map(quote, (stored_as or table).column_names))
+    values, joins = members
     # The stored keys between the batch's least and greatest: a constant range DuckDB checks
     # against each row group's min/max, so with keys that grow over time (ids, counters,
     # time-ordered ids) a batch reads the few recent row groups, not the whole table.
     lowest, highest = _key_range(batch, table.key[0])
     return (
-        f"INSERT INTO {quote(target)} ({columns}) SELECT * FROM batch_rows "
+        f"INSERT INTO {quote(target)} ({columns}) SELECT batch_rows.*{values} "
+        f"FROM batch_rows{joins} "
         f"WHERE NOT EXISTS (SELECT 1 FROM {quote(target)} AS stored WHERE {stored} "
         f"AND stored.{quote(table.key[0])} BETWEEN ? AND ?) "
         # Only a batch with a key twice has a winner to pick (a fifth of the insert's time).
@@ -609,7 +628,7 @@ def _first_wins(table: Table, batch: pa.Table, target: str, keys: int) -> tuple[
             ""
             if keys == batch.num_rows
             else f"QUALIFY row_number() OVER (PARTITION BY {key_list} "
-            "ORDER BY occurred_at, event_id) = 1"
+            "ORDER BY batch_rows.occurred_at, batch_rows.event_id) = 1"
         ),
         [lowest, highest],
     )

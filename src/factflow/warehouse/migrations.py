@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from factflow.model.schema import ColumnType, Schema, Table
+from factflow.model.schema import MEMBER_KEY, ColumnType, Schema, Table
 from factflow.warehouse.base import Warehouse, rebuild_table
-from factflow.warehouse.ddl import Dialect, quote
+from factflow.warehouse.ddl import Dialect, member_key_sequence, next_member_key, quote
 from factflow.warehouse.views import VIEWS_QUERY, views_to_drop
 
 __all__ = [
@@ -213,20 +213,24 @@ def compare(schema: Schema, live: Mapping[str, LiveTable], dialect: Dialect) -> 
     """The changes bringing the `live` tables to those of `schema` as `dialect` spells them:
     per model table in model order (new tables, then column by column), then dropped tables."""
     creates = dialect.create_tables(schema)
+    numbered = _numbered_members(schema, dialect)
     changes: list[Change] = []
-    for table in schema.tables():
+    # The dimensions' tables first: a fact's member keys are filled from their current rows.
+    facts = {fact.stored.name for fact in schema.facts}
+    for table in sorted(schema.tables(), key=lambda table: table.name in facts):
         stored = live.get(table.name)
         if stored is None:
+            sequence = numbered.get((table.name, MEMBER_KEY), ())[:1]
             changes.append(
                 Change(
                     ChangeKind.ADD_TABLE,
                     table.name,
-                    statements=(creates[table.name],),
+                    statements=(*sequence, creates[table.name]),
                     stops_writes=False,  # prepare creates it
                 )
             )
         else:
-            changes += _column_changes(table, stored, dialect)
+            changes += _column_changes(table, stored, dialect, numbered)
     for name in sorted(live):
         if name not in creates and not _internal(name):
             drop = f"DROP TABLE {quote(name)}"
@@ -236,7 +240,37 @@ def compare(schema: Schema, live: Mapping[str, LiveTable], dialect: Dialect) -> 
     return tuple(changes)
 
 
-def _column_changes(table: Table, live: LiveTable, dialect: Dialect) -> Iterator[Change]:
+def _numbered_members(schema: Schema, dialect: Dialect) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(table, column) → the statements adding a member key column to a warehouse made before
+    it: a dimension's numbers its members (its sequence, then the column with the next number
+    as default: every stored row gets one), a fact's takes them from the current rows."""
+    integer = dialect.types[ColumnType.INTEGER]
+    added: dict[tuple[str, str], tuple[str, ...]] = {}
+    for dim in schema.dimensions:
+        added[dim.current.name, MEMBER_KEY] = (
+            member_key_sequence(dim),
+            f"ALTER TABLE {quote(dim.current.name)} ADD COLUMN {quote(MEMBER_KEY)} {integer} "
+            f"DEFAULT {next_member_key(dim)}",
+        )
+    for fact in schema.facts:
+        table = quote(fact.table.name)
+        for field, column in fact.member_keys.items():
+            dim = schema.dimension(fact.references[field])
+            added[fact.table.name, column] = (
+                f"ALTER TABLE {table} ADD COLUMN {quote(column)} {integer}",
+                f"UPDATE {table} SET {quote(column)} = member.{quote(MEMBER_KEY)} "
+                f"FROM {quote(dim.current.name)} AS member "
+                f"WHERE member.{quote(dim.key)} = {table}.{quote(field)}",
+            )
+    return added
+
+
+def _column_changes(
+    table: Table,
+    live: LiveTable,
+    dialect: Dialect,
+    numbered: Mapping[tuple[str, str], tuple[str, ...]],
+) -> Iterator[Change]:
     known = {_normal(spelling): column_type for column_type, spelling in dialect.types.items()}
     stored = {column.name: column for column in live.columns}
     alter = f"ALTER TABLE {quote(table.name)}"
@@ -245,8 +279,11 @@ def _column_changes(table: Table, live: LiveTable, dialect: Dialect) -> Iterator
         now = stored.get(column.name)
         if now is None:
             add = f"{alter} ADD COLUMN {name} {spelling}"
+            statements = numbered.get((table.name, column.name), (add,))
             if column.nullable:
-                yield Change(ChangeKind.ADD_COLUMN, table.name, column.name, "", spelling, (add,))
+                yield Change(
+                    ChangeKind.ADD_COLUMN, table.name, column.name, "", spelling, statements
+                )
             else:
                 yield Change(
                     ChangeKind.ADD_REQUIRED_COLUMN,

@@ -34,7 +34,7 @@ from factflow._closing import ClosesOnExit
 from factflow._urls import pop_query_parameter, redact, redact_text
 from factflow.errors import ConfigurationError, TerminalError, WarehouseUnavailable
 from factflow.model.dead_letter import DeadLetter
-from factflow.model.schema import ColumnType, DimensionSpec, Schema, Table
+from factflow.model.schema import ColumnType, DimensionSpec, FactSpec, Schema, Table
 from factflow.model.types import MONEY_PRECISION, MONEY_SCALE
 from factflow.pipeline.arrow import ArrowRows
 from factflow.pipeline.changes import ChangeSet, Row
@@ -57,6 +57,7 @@ from factflow.warehouse.ddl import (
     current_rows,
     history_rows,
     internal_tables,
+    member_keys_of,
     quote,
     reused_id_conditions,
 )
@@ -186,7 +187,11 @@ class PostgresWarehouse(ClosesOnExit):
         """
         self._refuse_if_read_only("prepare")
         name = quote(self.schema)
-        statements = [*internal_tables(TYPES, "bytea"), *DIALECT.create_tables(schema).values()]
+        statements = [
+            *internal_tables(TYPES, "bytea"),
+            *DIALECT.create_sequences(schema),
+            *DIALECT.create_tables(schema).values(),
+        ]
         with self._lock:
             self._run("prepare", self._prepare, name, statements)
             self._run("prepare the views and comments of", self._describe, schema)
@@ -287,7 +292,7 @@ class PostgresWarehouse(ClosesOnExit):
 
     def begin_rebuild(self, fact: str) -> str:
         self._refuse_if_read_only("begin_rebuild")
-        table = self._require_schema().fact(fact).table
+        table = self._require_schema().fact(fact).stored
         shadow = rebuild_table(table.name)
         statement = create_table(msgspec.structs.replace(table, name=shadow), TYPES)
         with self._lock:
@@ -297,7 +302,7 @@ class PostgresWarehouse(ClosesOnExit):
 
     def finish_rebuild(self, fact: str) -> int:
         self._refuse_if_read_only("finish_rebuild")
-        table = self._require_schema().fact(fact).table
+        table = self._require_schema().fact(fact).stored
         with self._lock:
             return self._run("finish a rebuild of", self._swap_rebuilt, table)
 
@@ -544,13 +549,7 @@ class PostgresWarehouse(ClosesOnExit):
     def _write(self, cursor: Cursor, schema: Schema, changes: ChangeSet) -> None:
         self._stage_tables(cursor, schema)
         check = changes.check_stored_ids is not None
-        for fact in schema.facts:
-            rows = changes.facts.get(fact.name)
-            if rows:
-                into = changes.rebuild_into.get(fact.name)
-                self._insert_first(
-                    cursor, fact.table, rows, into=into, check=check and into is None
-                )
+        # Dimensions, then members only referred to: facts take their member keys from both.
         for dim in schema.dimensions:
             rows = changes.dimension_changes.get(dim.name)
             if rows:
@@ -560,6 +559,13 @@ class PostgresWarehouse(ClosesOnExit):
             # Only the keys this process has not seen committed: members are never deleted.
             if keys and (new := self._members.unknown(dim.name, keys)):
                 self._ensure_members(cursor, dim, new)
+        for fact in schema.facts:
+            rows = changes.facts.get(fact.name)
+            if rows:
+                into = changes.rebuild_into.get(fact.name)
+                self._insert_first(
+                    cursor, fact.table, rows, into=into, check=check and into is None, fact=fact
+                )
         if changes.dead_letters:
             self._insert_dead_letters(cursor, changes.dead_letters)
         if changes.replayed:
@@ -626,25 +632,31 @@ class PostgresWarehouse(ClosesOnExit):
         *,
         into: str | None = None,
         check: bool = False,
+        fact: FactSpec | None = None,
     ) -> None:
         """Insert the rows whose key is not stored yet (the earliest event of a key wins), into
         `table` or the table named `into` (of the same columns); with `check`, refuse rows
-        stored under their key and envelope id with other values (`_refuse_reused_ids`)."""
+        stored under their key and envelope id with other values (`_refuse_reused_ids`). The
+        rows of a `fact` go in with their member keys."""
         stage = self._stages[table.name]
         self._copy(cursor, stage, table.column_names, rows)
         self._check_scales(cursor, table, stage)
-        keys = ", ".join(map(quote, table.key))
+        keys = ", ".join(f"batch_rows.{quote(k)}" for k in table.key)
         values = ", ".join(
-            f"{quote(c.name)} AT TIME ZONE 'UTC'"
+            f"batch_rows.{quote(c.name)} AT TIME ZONE 'UTC'"
             if c.type is ColumnType.TIMESTAMP
-            else quote(c.name)
+            else f"batch_rows.{quote(c.name)}"
             for c in table.columns
         )
+        members, joins = (
+            ("", "") if fact is None else member_keys_of(fact, self._require_schema(), "batch_rows")
+        )
+        columns = (table if fact is None else fact.stored).column_names
         insert = (
-            f"INSERT INTO {quote(into or table.name)} "
-            f"({', '.join(map(quote, table.column_names))}) "
-            f"SELECT DISTINCT ON ({keys}) {values} FROM pg_temp.{stage} "
-            f"ORDER BY {keys}, occurred_at, event_id ON CONFLICT DO NOTHING"
+            f"INSERT INTO {quote(into or table.name)} ({', '.join(map(quote, columns))}) "
+            f"SELECT DISTINCT ON ({keys}) {values}{members} "
+            f"FROM pg_temp.{stage} AS batch_rows{joins} "
+            f"ORDER BY {keys}, batch_rows.occurred_at, batch_rows.event_id ON CONFLICT DO NOTHING"
         )
         if not check:
             cursor.execute(insert)
@@ -653,7 +665,8 @@ class PostgresWarehouse(ClosesOnExit):
         # means a key already stored (or just stored by a concurrent writer, waited for).
         cursor.execute(
             f"WITH inserted AS ({insert} RETURNING 1) SELECT (SELECT count(*) FROM inserted), "
-            f"(SELECT count(*) FROM (SELECT DISTINCT {keys} FROM pg_temp.{stage}) AS batch_keys)"
+            f"(SELECT count(*) FROM (SELECT DISTINCT {keys} FROM pg_temp.{stage} AS batch_rows) "
+            "AS batch_keys)"
         )
         counts = cursor.fetchone()
         if counts is not None and counts[0] < counts[1]:

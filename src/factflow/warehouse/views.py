@@ -20,8 +20,8 @@ from collections.abc import Collection, Iterable, Mapping
 
 import msgspec
 
-from factflow.model.schema import DimensionSpec, FactSpec, Schema, Table
-from factflow.warehouse.ddl import quote
+from factflow.model.schema import MEMBER_KEY, DimensionSpec, FactSpec, Schema, Table
+from factflow.warehouse.ddl import member_join, quote
 
 __all__ = [
     "VIEWS_QUERY",
@@ -53,6 +53,10 @@ _CURRENT = {
     "has not arrived yet.",
     "updated_at": "Business time (UTC) of the latest change applied to this row.",
 }
+_CURRENT[MEMBER_KEY] = (
+    "A number for this member, given when its row was made and kept through every change: "
+    "facts carry it (<field>__member_key) to join on."
+)
 _HISTORY = {
     "valid_from": "This version holds from this time (UTC, inclusive)…",
     "valid_to": "…until this time (UTC, exclusive); NULL for the latest version.",
@@ -95,19 +99,12 @@ def _fact_view(schema: Schema, fact: FactSpec) -> View:
         dim = schema.dimension(dimension)
         prefix = field.removesuffix("_id") if field.endswith("_id") else field
         current, then = f"d{index}", f"h{index}"
-        joins.append(
-            f"LEFT JOIN {quote(dim.current.name)} AS {current} "
-            f"ON {current}.{quote(dim.key)} = f.{quote(field)}"
-        )
+        member_key = fact.member_keys[field]
+        joins.append(member_join(dim, current, "f", member_key, as_of_event=False))
         about.append(f"{prefix}_* (the {dim.name} in {field}, now)")
         versions = [("", current, "its current value")]
         if dim.history is not None:
-            key = quote(dim.key)
-            joins.append(
-                f"LEFT JOIN {quote(dim.history.name)} AS {then} ON {then}.{key} = f.{quote(field)} "
-                f"AND {then}.valid_from <= f.occurred_at "
-                f"AND ({then}.valid_to IS NULL OR f.occurred_at < {then}.valid_to)"
-            )
+            joins.append(member_join(dim, then, "f", member_key, as_of_event=True))
             about.append(f"{prefix}_*_at_event (as it was when the fact occurred)")
             versions.append(("_at_event", then, "as it was when the fact occurred"))
         for suffix, alias, when in versions:
@@ -141,13 +138,18 @@ def model_comments(schema: Schema) -> dict[Comment, str]:
     """The comment of every table and column of the model, and of every view and its columns."""
     found: dict[Comment, str] = {}
     for fact in schema.facts:
-        _add(found, fact.table, _fact_table_comment(fact), _fact_comments(schema, fact))
+        _add(
+            found,
+            fact.stored,
+            _fact_table_comment(fact),
+            _fact_comments(schema, fact) | _member_key_comments(fact),
+        )
     for dim in schema.dimensions:
         fields = _dimension_fields(schema, dim)
         thing = dim.description or f"Dimension {dim.class_name or dim.name}."
         _add(
             found,
-            dim.current,
+            dim.stored_current,
             f"{thing}\n\nOne row per {dim.key}, each attribute its latest value by event time.",
             fields | _CURRENT,
         )
@@ -237,6 +239,14 @@ def _fact_comments(schema: Schema, fact: FactSpec) -> dict[str, str]:
             text = f"{_sentence(text)} Refers to {key}." if text else f"Refers to {key}."
         found[column] = text
     return found
+
+
+def _member_key_comments(fact: FactSpec) -> dict[str, str]:
+    return {
+        column: f"The {MEMBER_KEY} of the {fact.references[field]} in {field}: join on it "
+        "rather than on the text key (an integer join, faster over many rows)."
+        for field, column in fact.member_keys.items()
+    }
 
 
 def _dimension_fields(schema: Schema, dim: DimensionSpec) -> dict[str, str]:
