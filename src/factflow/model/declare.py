@@ -35,6 +35,8 @@ import msgspec
 from factflow.errors import DeclarationError
 
 __all__ = [
+    "MEMBER_KEY",
+    "MEMBER_KEY_SUFFIX",
     "RESERVED_COLUMNS",
     "Dimension",
     "DimensionMeta",
@@ -47,12 +49,16 @@ __all__ = [
     "fact",
 ]
 
+#: A dimension's durable member key, and the ending of the column by which a fact carries it
+#: for each reference (`user_id__member_key`): see `factflow.model.schema`.
+MEMBER_KEY = "member_key"
+MEMBER_KEY_SUFFIX = f"__{MEMBER_KEY}"
+
 #: Columns factflow fills itself: from the envelope on every fact and dimension change, and the
-#: durable member keys (a dimension's `member_key`, a fact's `<field>__member_key`).
+#: member keys (with every name ending in `MEMBER_KEY_SUFFIX`).
 RESERVED_COLUMNS = frozenset(
-    {"event_id", "occurred_at", "inferred", "updated_at", "valid_from", "valid_to", "member_key"}
+    {"event_id", "occurred_at", "inferred", "updated_at", "valid_from", "valid_to", MEMBER_KEY}
 )
-RESERVED_SUFFIX = "__member_key"
 
 
 class Event(msgspec.Struct, kw_only=True, gc=False):
@@ -189,7 +195,7 @@ def _require_base(cls: type[Any], base: type[msgspec.Struct], decorator: str) ->
             f"{decorator} decorates subclasses of factflow.{base.__name__}, got {cls!r}"
         )
     clash = RESERVED_COLUMNS.intersection(cls.__struct_fields__) | {
-        name for name in cls.__struct_fields__ if name.endswith(RESERVED_SUFFIX)
+        name for name in cls.__struct_fields__ if name.endswith(MEMBER_KEY_SUFFIX)
     }
     if clash:
         raise DeclarationError(

@@ -16,7 +16,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from factflow.errors import DeclarationError
-from factflow.model.declare import Dimension, Fact
+from factflow.model.declare import MEMBER_KEY, MEMBER_KEY_SUFFIX, Dimension, Fact
 from factflow.model.types import Money
 
 __all__ = [
@@ -60,16 +60,13 @@ class Table(msgspec.Struct, frozen=True):
         return tuple(column.name for column in self.columns)
 
 
-#: A dimension's durable member key: a number given to each key when its current row is made and
-#: kept through every change, so facts join their dimensions on integers (see `FactSpec.stored`).
-MEMBER_KEY = "member_key"
-
-
 class FactSpec(msgspec.Struct, frozen=True):
     """A fact table: the user's fields, then `event_id` and `occurred_at` from the envelope.
 
     `table` holds what a batch brings; `stored` is the table as the warehouse keeps it, with
-    the member key of each dimension it refers to (`member_keys`), filled as rows are written.
+    the member key of each dimension it refers to (`member_keys`), filled as rows are written:
+    a number given to each member when its current row is made and kept through every change,
+    so that facts join their dimensions on integers.
 
     `description` is the class's docstring and `descriptions` those its fields declare
     (`Annotated[str, msgspec.Meta(description=...)]`): the warehouse's comments, for BI tools.
@@ -86,7 +83,7 @@ class FactSpec(msgspec.Struct, frozen=True):
     @property
     def member_keys(self) -> dict[str, str]:
         """Reference field → the column holding its member's `MEMBER_KEY`."""
-        return {field: f"{field}__{MEMBER_KEY}" for field in self.references}
+        return {field: f"{field}{MEMBER_KEY_SUFFIX}" for field in self.references}
 
     @property
     def stored(self) -> Table:

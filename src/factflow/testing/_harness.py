@@ -8,8 +8,7 @@ from typing import Any, TypeVar
 
 from factflow._closing import ClosesOnExit
 from factflow.insight.kpi import answer, to_json_rows
-from factflow.model.declare import Dimension, Fact
-from factflow.model.schema import MEMBER_KEY
+from factflow.model.declare import MEMBER_KEY, MEMBER_KEY_SUFFIX, Dimension, Fact
 from factflow.pipeline.app import App
 from factflow.runtime.processor import BatchProcessor
 from factflow.runtime.writer import BatchOutcome, BatchWriter
@@ -200,7 +199,7 @@ class Harness(ClosesOnExit):
     def _columns(self, table: str) -> tuple[str, ...]:
         """The columns of `table` but the member keys."""
         stored = self.warehouse.query(f"SELECT * FROM {quote(table)} WHERE false").columns
-        return tuple(c for c in stored if c != MEMBER_KEY and not c.endswith(f"__{MEMBER_KEY}"))
+        return tuple(c for c in stored if c != MEMBER_KEY and not c.endswith(MEMBER_KEY_SUFFIX))
 
     def _assert_rows(self, table: str, expected: Iterable[Expected]) -> None:
         __tracebackhide__ = True

@@ -216,7 +216,7 @@ def compare(schema: Schema, live: Mapping[str, LiveTable], dialect: Dialect) -> 
     numbered = _numbered_members(schema, dialect)
     changes: list[Change] = []
     # The dimensions' tables first: a fact's member keys are filled from their current rows.
-    facts = {fact.stored.name for fact in schema.facts}
+    facts = {fact.name for fact in schema.facts}
     for table in sorted(schema.tables(), key=lambda table: table.name in facts):
         stored = live.get(table.name)
         if stored is None:

@@ -52,11 +52,9 @@ _CURRENT = {
     "inferred": "True while the key is known only from facts referring to it: its own event "
     "has not arrived yet.",
     "updated_at": "Business time (UTC) of the latest change applied to this row.",
+    MEMBER_KEY: "A number for this member, given when its row was made and kept through every "
+    "change: facts carry it (<field>__member_key) to join on.",
 }
-_CURRENT[MEMBER_KEY] = (
-    "A number for this member, given when its row was made and kept through every change: "
-    "facts carry it (<field>__member_key) to join on."
-)
 _HISTORY = {
     "valid_from": "This version holds from this time (UTC, inclusive)…",
     "valid_to": "…until this time (UTC, exclusive); NULL for the latest version.",
