@@ -16,7 +16,6 @@ from typing import Any, BinaryIO
 
 import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from factflow.errors import ConfigurationError
 from factflow.insight.kpi import format_decimal, to_json_rows
@@ -68,6 +67,9 @@ def write_parquet(table: pa.Table, destination: Path | BinaryIO) -> None:
     Raises:
         ConfigurationError: a column Parquet cannot hold (cast it in the query).
     """
+    # Imported here: every command imports this module, few write Parquet (12 ms of start-up).
+    import pyarrow.parquet as pq
+
     try:
         pq.write_table(unique_names(table), destination)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as error:
