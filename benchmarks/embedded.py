@@ -5,7 +5,7 @@ to the embedded log, then `factflow run --until-idle` (the run alone is timed); 
 baselines of `benchmarks.baselines` on the same file. factflow's figures are wall-clock times of
 the whole command, interpreter start included, as a user would see them; the baselines are
 timed inside their worker (the interpreter start is left out, which flatters them a little at
-small sizes).
+small sizes). A case done in under `SHORT_SECONDS` is reported by the median of `REPEATS` runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import factflow, factflow_python, record, run_process, run_worker, say
+from benchmarks.measure import (
+    factflow,
+    factflow_python,
+    median_of_runs,
+    record,
+    run_process,
+    run_worker,
+    say,
+)
 from benchmarks.settings import Settings
 from benchmarks.workspace import Workspace, duckdb_url, log_url, remove
 
@@ -39,19 +47,19 @@ def run(settings: Settings) -> dict[str, Any]:
     for events in settings.sizes:
         say(f"embedded: {events:,} events")
         path = ws.events_file(events)
-        cases.append(bootstrap(ws, path, events))
+        cases.append(median_of_runs(bootstrap, ws, path, events))
         if events <= settings.per_event_max and factflow_python() != sys.executable:
             # The same command from the suite's interpreter, beside pandas and NumPy.
-            cases.append(bootstrap(ws, path, events, python=sys.executable))
-        cases.append(log_run(ws, path, events))
-        cases.append(_read_json(ws, path, events))
-        cases.append(_decode(path, events))
+            cases.append(median_of_runs(bootstrap, ws, path, events, python=sys.executable))
+        cases.append(median_of_runs(log_run, ws, path, events))
+        cases.append(median_of_runs(_read_json, ws, path, events))
+        cases.append(median_of_runs(_decode, path, events))
         for case, cap, measure in (
             ("per_event", settings.per_event_max, _per_event),
             ("dlt", settings.dlt_max, _dlt),
         ):
             if events <= cap:
-                cases.append(measure(ws, path, events))
+                cases.append(median_of_runs(measure, ws, path, events))
             else:
                 not_measured.append(
                     {

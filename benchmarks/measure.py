@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "Measured",
     "factflow",
     "factflow_python",
+    "median_of_runs",
     "record",
     "run_process",
     "run_worker",
@@ -34,6 +35,12 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 3600.0  # seconds; a case that takes longer is broken, not slow
+
+#: A case whose first run takes less than this many seconds is run `REPEATS` times and reported
+#: by its median run: a second of work is at the mercy of whatever else the shared machine does
+#: in that second, while a longer run averages such moments out by itself.
+SHORT_SECONDS = 5.0
+REPEATS = 3
 
 
 class CaseFailed(RuntimeError):
@@ -147,6 +154,20 @@ def record(
         "peak_rss": peak_rss,
         **extra,
     }
+
+
+def median_of_runs(
+    measure: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """The record (see `record`) of `measure(*args, **kwargs)`; if its first run was short
+    (`SHORT_SECONDS`), the run of median time out of `REPEATS`, with every run's seconds in
+    `runs_seconds`."""
+    first = measure(*args, **kwargs)
+    if first["seconds"] >= SHORT_SECONDS:
+        return first
+    runs = [first, *(measure(*args, **kwargs) for _ in range(REPEATS - 1))]
+    median = sorted(runs, key=lambda run: float(run["seconds"]))[len(runs) // 2]
+    return {**median, "runs_seconds": [run["seconds"] for run in runs]}
 
 
 def say(message: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.embedded import bootstrap
-from benchmarks.measure import say
+from benchmarks.measure import median_of_runs, say
 from benchmarks.settings import Settings
 
 __all__ = ["BASE", "run"]
@@ -28,7 +28,8 @@ def run(settings: Settings, embedded: dict[str, Any] | None) -> dict[str, Any]:
         case = measured.get(("factflow_bootstrap", events))
         if case is None:
             say(f"memory: bootstrap of {events:,} events")
-            case = bootstrap(settings.workspace, settings.workspace.events_file(events), events)
+            path = settings.workspace.events_file(events)
+            case = median_of_runs(bootstrap, settings.workspace, path, events)
         cases.append(_memory("factflow_bootstrap", case))
         log_run = measured.get(("factflow_log_run", events))
         if log_run is not None:

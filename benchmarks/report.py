@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.kpi import LIMIT_SECONDS
+from benchmarks.measure import SHORT_SECONDS
 from benchmarks.plots import plot_memory, plot_throughput
 from benchmarks.targets import rate
 
@@ -88,8 +89,8 @@ def _header(results: dict[str, Any]) -> str:
 
 Generated {results["generated_at"]} by `{results["command"]}` in {results["seconds"]:.0f} s
 (issue 4; apart from the tests, never asserted). Every figure is in
-[results.json](results.json). Each case ran once, in a fresh process, on the stream that
-`factflow simulate --events N --seed 1` writes ({_inputs(results)}); the
+[results.json](results.json). Each case ran in a fresh process{_repeats(results)}, on the
+stream that `factflow simulate --events N --seed 1` writes ({_inputs(results)}); the
 comparisons were measured side by side in this run.
 
 - **Machine**: {machine["cpu_count"]} CPUs ({machine["cpu_model"]}),
@@ -100,6 +101,23 @@ comparisons were measured side by side in this run.
 - **factflow's install**: {_factflow_install(results.get("factflow_install"))}.
 - **factflow revision**: {_revision(results.get("revision", {}))}{_moved(results)}.\
 {_later(results)}"""
+
+
+def _repeats(results: dict[str, Any]) -> str:
+    """How often a case ran: short ones several times (reports before that ran each once)."""
+    repeated = [
+        case
+        for family in results["families"].values()
+        for case in family.get("cases", ())
+        if "runs_seconds" in case
+    ]
+    if not repeated:
+        return ", once"
+    times = len(repeated[0]["runs_seconds"])
+    return (
+        f", once, or {times} times if it took under {SHORT_SECONDS:g} s (its median run is"
+        " reported; every run's time is in results.json)"
+    )
 
 
 def _later(results: dict[str, Any]) -> str:
