@@ -410,9 +410,35 @@ def _bound(results: dict[str, Any]) -> list[str]:
         " batches of 50,000 (the default), 80 to 85 s at 575 to 601 MiB in batches of 100,000,"
         " 64 to 71 s at 726 MiB in batches of 200,000 (0.22x to 0.25x that read_json), against"
         " 340 MiB for 10^5 events: `--batch-size` buys up to 1.6 times the speed for a peak 2.1"
-        " times that of 10^5 events, past what the memory target allows, and not 0.4x. That"
-        " needs the parsing, checking and mapping in DuckDB itself, in parallel with the write"
-        " (the projections compiled to SQL over `read_json`), a design not built yet.",
+        " times that of 10^5 events, past what the memory target allows, and not 0.4x.",
+        "",
+        "Where the write goes (statements timed on the writing thread, revision bd7723c,"
+        " 2026-12-07): at 10^6 events 4.4 of the command's 6.5 s are inside DuckDB statements,"
+        " at 10^7 81 to 90 of 100 to 108 s. At 10^7 the commits take 25 s: every seventh or"
+        " eighth is a checkpoint, growing from 0.26 s to 1.3 s, since upserts touch the"
+        " dimensions' current rows throughout their tables and each checkpoint rewrites them"
+        " (a 256 MB threshold instead of 64 took the commits to 17 s and the peak to 523 MiB,"
+        " too close to the memory target); the card transactions' insert 13 s, half of it the"
+        " joins that give each fact its member keys, which read the dimensions' current rows"
+        " whole for every batch; the dimensions' statements about 40 s, for the same reason:"
+        " a batch's changes span the whole key range, so each first-wins check, seed lookup and"
+        " version close reads a table that grows with the stream. The threads do not overlap"
+        " much because the machine is full: run one after the other, the stages of 10^6 events"
+        " add up to 7.1 s (decoding 3.0, writing 4.1), run together they take 6.5 s, using"
+        " 9.3 s of CPU (1.4 cores on average, 2 s of it in the kernel).",
+        "",
+        "The design that would move the floor, measured as a prototype (plain SQL, not"
+        " factflow's checks in full, no dead letters): the whole file through DuckDB's"
+        " `read_json` with the contract's columns, the checks as SQL expressions, the facts"
+        " first-wins by a window, the dimensions derived by `arg_max` and windows, member keys"
+        " by joins, each table made in one statement. 10^6 events took 3.2 s against 1.5 s for"
+        " read_json at that moment (0.46x), twice as fast as factflow's 6.5 s; but 10^7 events"
+        " took 81 s under a 256 MB memory limit (peak 411 MiB): the window that finds envelope"
+        " ids used twice spilled for 41 s, the transactions' first-wins window for 20 s. So the"
+        " SQL design alone does not reach 0.4x at 10^7 within the memory target either: it"
+        " would need the file taken in chunks with the per-chunk state that the batch path"
+        " keeps in the warehouse, i.e. the batch design with DuckDB doing the parsing, which is"
+        " the step left.",
     ]
 
 
@@ -535,7 +561,19 @@ def _per_event_speed(theirs: dict[str, Any]) -> str:
         " the median of three runs. Trimming start-up further gained nothing beyond that"
         " noise: opening the warehouse while the first batch is parsed measured the same"
         " (four pairs), and counting composite keys without `Table.group_by` (whose engine,"
-        " Acero, takes 30 ms to import) would slow every batch's count by 1 to 2 ms."
+        " Acero, takes 30 ms to import) would slow every batch's count by 1 to 2 ms. One"
+        " DuckDB thread for the writer instead of two (revision eb85036, reverted), leaving"
+        " the second core to the decoding thread, took 100,000 events from 1.01 s to 0.95 s"
+        " (medians of eight interleaved pairs, each pair faster or equal), 10^6 events 3 to 6 %"
+        " faster, 10^7 the same; but it also took 45 MiB off the peak of 10^5 events (312"
+        " against 357 MiB) and nothing off that of 10^7 (473 MiB), where DuckDB's cache fills"
+        " its 128 MB cap either way: the memory target, a ratio to the 10^5 peak, read 1.52 in"
+        " the full run of that revision (its 10^5 command took 0.95 s, and still 227x, the"
+        " per-event design running at 462 events/s). Leaner small runs that read as a memory"
+        " regression were not worth the 0.06 s: it waits for the peak of long streams to come"
+        " down with it (what grows from 10^5 to 10^7 is DuckDB's cache of table blocks and"
+        " of rows not checkpointed yet, up to its cap; a 32 MB checkpoint threshold left the"
+        " 10^7 peak at 477 MiB, a 96 MB cap took 15 to 25 MiB off both sizes)."
     )
 
 
@@ -631,7 +669,14 @@ def _production_bound(results: dict[str, Any]) -> list[str]:
         " PostgreSQL's share of the cores) under 0.43 times the client's, or a machine with"
         " cores to spare for the broker and the database. The facts' member keys (revision"
         " 6c48295) cost the run nothing measurable: side by side, 200,000 queued events took"
-        " 7.0 s in one process against 7.6 s at f606b8e.",
+        " 7.0 s in one process against 7.6 s at f606b8e. Less work for PostgreSQL per batch"
+        " did not move it either (revision bd7723c, 200,000 queued, four interleaved pairs:"
+        " 6.40 s against 6.22 s on average): statements timed on the writing thread spent"
+        " 3.1 s of a 6 s run in PostgreSQL, the card transactions' first-wins insert 22 ms a"
+        " batch of 5000 and its COPY 12; leaving out the decimal-scale check for rows whose"
+        " Arrow type already fixes the scale (6 ms a batch) and counting a batch's keys in"
+        " Arrow instead of in SQL saved PostgreSQL that time, and the run was no faster: the"
+        " consumer's thread sets the pace.",
     ]
 
 
