@@ -1,7 +1,10 @@
 """DuckDB's memory cap: smaller for a writer (its cache would grow with the data and a bootstrap
-touches mostly recent row groups), larger for queries, and the URL's choice wins."""
+touches mostly recent row groups), larger for queries, and the URL's choice wins. A writer's
+threads leave a core to the decoding of the next batch."""
 
 from pathlib import Path
+
+import pytest
 
 from factflow.warehouse.duckdb import DuckDBWarehouse
 
@@ -24,3 +27,16 @@ def test_a_memory_limit_given_is_kept_for_writing_and_reading(tmp_path: Path) ->
         assert memory_limit(writer) == "953.6 MiB"
     with DuckDBWarehouse(path, read_only=True, memory_limit="1GB") as reader:
         assert memory_limit(reader) == "953.6 MiB"
+
+
+def threads(warehouse: DuckDBWarehouse) -> int:
+    return int(warehouse.query("SELECT current_setting('threads')").rows[0][0])
+
+
+@pytest.mark.parametrize(("cores", "writer_threads"), [(1, 1), (2, 1), (8, 7)])
+def test_a_writer_leaves_one_core_to_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, writer_threads: int
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    with DuckDBWarehouse(tmp_path / "kpi.duckdb") as writer:
+        assert threads(writer) == writer_threads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence, Set
 from datetime import UTC, datetime
@@ -73,6 +74,19 @@ WRITER_MEMORY_LIMIT = "128MB"
 #: memory (the data not yet checkpointed stays within `memory_limit`).
 CHECKPOINT_THRESHOLD = "64MB"
 
+
+def writer_threads() -> int:
+    """DuckDB's threads for a writer: one core left to the thread that decodes the next batch.
+
+    A writer runs beside the decoding of the next batch, which keeps a core busy (with Arrow's
+    own threads). On two cores DuckDB's second thread only competes with it, and a statement
+    split between two threads waits for the one preempted. With one thread on this 2-core
+    machine, a bootstrap of 10^5 events took 0.95 s against 1.01 s (medians of eight interleaved
+    pairs, every pair faster or equal), 10^6 events 3 to 6 % less (three pairs), 10^7 the same.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 TYPES: TypeNames = {
     ColumnType.TEXT: "VARCHAR",
     ColumnType.INTEGER: "BIGINT",
@@ -127,7 +141,7 @@ class DuckDBWarehouse(ClosesOnExit):
             # what a query run by `read` cannot change.
             config |= {"enable_external_access": False, "lock_configuration": True}
         else:
-            config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+            config |= {"checkpoint_threshold": CHECKPOINT_THRESHOLD, "threads": writer_threads()}
         try:
             if self.path is not None and not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
