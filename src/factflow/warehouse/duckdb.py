@@ -55,7 +55,13 @@ from factflow.warehouse.ddl import (
 from factflow.warehouse.members import KnownMembers
 from factflow.warehouse.views import comment_statements, comments_query, model_views
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "DIALECT", "WRITER_MEMORY_LIMIT", "DuckDBWarehouse"]
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "DIALECT",
+    "KNOWN_MEMBERS",
+    "WRITER_MEMORY_LIMIT",
+    "DuckDBWarehouse",
+]
 
 log = logging.getLogger("factflow.warehouse")
 
@@ -73,6 +79,13 @@ WRITER_MEMORY_LIMIT = "128MB"
 #: beyond 5·10^6 events. Checkpointing every few batches writes most rows once, at the same peak
 #: memory (the data not yet checkpointed stays within `memory_limit`).
 CHECKPOINT_THRESHOLD = "64MB"
+
+
+#: The dimension keys a writer remembers as existing, per dimension (`KnownMembers`). DuckDB
+#: checks the others in one set-based statement whose cost hardly depends on how many it is
+#: given: at 10^7 banking events (about 200,000 members a dimension) a bound of 10,000 wrote in
+#: 100.5 s at a peak of 454 MiB, one of 100,000 in 99.1 s at 482 MiB.
+KNOWN_MEMBERS = 10_000
 
 
 def writer_threads() -> int:
@@ -159,7 +172,7 @@ class DuckDBWarehouse(ClosesOnExit):
             ) from None
         self._schema: Schema | None = None
         self._lock = threading.Lock()  # a DuckDB connection is not safe to share across threads
-        self._members = KnownMembers()
+        self._members = KnownMembers(KNOWN_MEMBERS)
 
     # -- Warehouse -------------------------------------------------------------------------
 
