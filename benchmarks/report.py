@@ -555,25 +555,21 @@ def _per_event_speed(theirs: dict[str, Any]) -> str:
         " report of revision 500a886 (334x there). factflow's one-second command follows how"
         " fast the shared machine computes at that moment: on 2026-12-07 (revisions 8b5bd2d and"
         " c914779, alike but for a 12 ms import),"
-        " 100,000 events took 0.84 to 0.93 s of wall time at 14:20, 1.18 to 1.29 s in the run"
-        " of this report at 14:24, and 1.05 to 1.65 s at 15:04 on the idle machine, where"
+        " 100,000 events took 0.84 to 0.93 s of wall time at 14:20, 1.18 to 1.29 s in the full"
+        " run of c914779 at 14:24, and 1.05 to 1.65 s at 15:04 on the idle machine, where"
         " importing the command's modules alone took 0.33 s against 0.17 s at 14:20; hence"
         " the median of three runs. Trimming start-up further gained nothing beyond that"
         " noise: opening the warehouse while the first batch is parsed measured the same"
         " (four pairs), and counting composite keys without `Table.group_by` (whose engine,"
-        " Acero, takes 30 ms to import) would slow every batch's count by 1 to 2 ms. One"
-        " DuckDB thread for the writer instead of two (revision eb85036, reverted), leaving"
-        " the second core to the decoding thread, took 100,000 events from 1.01 s to 0.95 s"
-        " (medians of eight interleaved pairs, each pair faster or equal), 10^6 events 3 to 6 %"
-        " faster, 10^7 the same; but it also took 45 MiB off the peak of 10^5 events (312"
-        " against 357 MiB) and nothing off that of 10^7 (473 MiB), where DuckDB's cache fills"
-        " its 128 MB cap either way: the memory target, a ratio to the 10^5 peak, read 1.52 in"
-        " the full run of that revision (its 10^5 command took 0.95 s, and still 227x, the"
-        " per-event design running at 462 events/s). Leaner small runs that read as a memory"
-        " regression were not worth the 0.06 s: it waits for the peak of long streams to come"
-        " down with it (what grows from 10^5 to 10^7 is DuckDB's cache of table blocks and"
-        " of rows not checkpointed yet, up to its cap; a 32 MB checkpoint threshold left the"
-        " 10^7 peak at 477 MiB, a 96 MB cap took 15 to 25 MiB off both sizes)."
+        " Acero, takes 30 ms to import) would slow every batch's count by 1 to 2 ms. What"
+        " did help: one DuckDB thread for the writer instead of two (revision fadbec5),"
+        " leaving the second core to the decoding thread, took 100,000 events from 1.01 s to"
+        " 0.95 s (medians of eight interleaved pairs, each pair faster or equal) and 10^6"
+        " events 3 to 6 % faster, the same at 10^7. It also took 45 MiB off the peak of 10^5"
+        " events and nothing off that of 10^7, where DuckDB's cache reaches its cap either"
+        " way, so alone (revision eb85036) it read 1.52 on the memory target in a full run;"
+        " it came back with the writer remembering at most 10,000 known members a dimension"
+        " instead of 100,000 (revision 7683bfd: 29 MiB less at 10^7, the same speed)."
     )
 
 
@@ -676,7 +672,10 @@ def _production_bound(results: dict[str, Any]) -> list[str]:
         " batch of 5000 and its COPY 12; leaving out the decimal-scale check for rows whose"
         " Arrow type already fixes the scale (6 ms a batch) and counting a batch's keys in"
         " Arrow instead of in SQL saved PostgreSQL that time, and the run was no faster: the"
-        " consumer's thread sets the pace.",
+        " consumer's thread sets the pace. The ratio moves most with the raw consumer's own"
+        " rate from run to run (the same queue of 10^6 events, the same broker): 32,619 events/s"
+        " in the full run of revision c914779 (ratio 0.665), 57,901 in that of eb85036"
+        " (0.473), with factflow at 21,682 and 27,408 events/s.",
     ]
 
 
