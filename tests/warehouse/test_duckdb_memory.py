@@ -9,28 +9,24 @@ import pytest
 from factflow.warehouse.duckdb import DuckDBWarehouse
 
 
-def memory_limit(warehouse: DuckDBWarehouse) -> str:
-    return str(warehouse.query("SELECT current_setting('memory_limit')").rows[0][0])
+def setting(warehouse: DuckDBWarehouse, name: str) -> str:
+    return str(warehouse.query(f"SELECT current_setting('{name}')").rows[0][0])
 
 
 def test_a_writer_caps_duckdb_at_128_mb_and_a_reader_at_256_mb(tmp_path: Path) -> None:
     path = tmp_path / "kpi.duckdb"
     with DuckDBWarehouse(path) as writer:
-        assert memory_limit(writer) == "122.0 MiB"  # 128 MB
+        assert setting(writer, "memory_limit") == "122.0 MiB"  # 128 MB
     with DuckDBWarehouse(path, read_only=True) as reader:
-        assert memory_limit(reader) == "244.1 MiB"  # 256 MB
+        assert setting(reader, "memory_limit") == "244.1 MiB"  # 256 MB
 
 
 def test_a_memory_limit_given_is_kept_for_writing_and_reading(tmp_path: Path) -> None:
     path = tmp_path / "kpi.duckdb"
     with DuckDBWarehouse(path, memory_limit="1GB") as writer:
-        assert memory_limit(writer) == "953.6 MiB"
+        assert setting(writer, "memory_limit") == "953.6 MiB"
     with DuckDBWarehouse(path, read_only=True, memory_limit="1GB") as reader:
-        assert memory_limit(reader) == "953.6 MiB"
-
-
-def threads(warehouse: DuckDBWarehouse) -> int:
-    return int(warehouse.query("SELECT current_setting('threads')").rows[0][0])
+        assert setting(reader, "memory_limit") == "953.6 MiB"
 
 
 @pytest.mark.parametrize(("cores", "writer_threads"), [(1, 1), (2, 1), (8, 7)])
@@ -39,4 +35,4 @@ def test_a_writer_leaves_one_core_to_decoding(
 ) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     with DuckDBWarehouse(tmp_path / "kpi.duckdb") as writer:
-        assert threads(writer) == writer_threads
+        assert setting(writer, "threads") == str(writer_threads)
