@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -177,18 +177,23 @@ class DuckDBWarehouse(ClosesOnExit):
     # -- Warehouse -------------------------------------------------------------------------
 
     def prepare(self, schema: Schema) -> None:
-        statements = [
-            *internal_tables(TYPES, "BLOB"),
-            *DIALECT.create_sequences(schema),
-            *DIALECT.create_tables(schema).values(),
-        ]
         with self._lock:
-            for statement in statements:
-                self._con.execute(statement)
-            present = {row[0] for row in self._con.execute(DEAD_LETTER_COLUMNS_QUERY).fetchall()}
-            for statement in added_dead_letter_columns(TYPES, present):
-                self._con.execute(statement)
-            self._describe(schema)
+            try:
+                # One transaction: committing each of the hundred-odd statements on its own
+                # (a write to the log each) took a new warehouse's preparation from 22 to 66 ms.
+                self._con.begin()
+                self._create(schema)
+                self._describe(schema, self._con.execute)
+                self._con.commit()
+            except duckdb.Error:
+                _rollback(self._con)
+                # Again, each statement on its own: a view or comment DuckDB refuses is logged
+                # and left out, and the next `prepare` tries it again.
+                self._create(schema)
+                self._describe(schema, self._attempt)
+            except BaseException:
+                _rollback(self._con)
+                raise
         self._schema = schema
 
     def refresh_statistics(self) -> None:
@@ -372,16 +377,27 @@ class DuckDBWarehouse(ClosesOnExit):
         with self._lock:
             self._con.close()
 
-    def _describe(self, schema: Schema) -> None:
-        """The views and comments of `factflow.warehouse.views`, each on its own: one DuckDB
-        refuses is logged and tried again by the next `prepare`."""
+    def _create(self, schema: Schema) -> None:
+        """The tables and sequences of `schema` and factflow's own, where missing."""
+        for statement in [
+            *internal_tables(TYPES, "BLOB"),
+            *DIALECT.create_sequences(schema),
+            *DIALECT.create_tables(schema).values(),
+        ]:
+            self._con.execute(statement)
+        present = {row[0] for row in self._con.execute(DEAD_LETTER_COLUMNS_QUERY).fetchall()}
+        for statement in added_dead_letter_columns(TYPES, present):
+            self._con.execute(statement)
+
+    def _describe(self, schema: Schema, run: Callable[[str], object]) -> None:
+        """The views and comments of `factflow.warehouse.views`, each statement through `run`."""
         for view in model_views(schema):
-            self._attempt(view.create)
+            run(view.create)
         # Replacing a view drops its comments: they are read after.
         rows = self._con.execute(comments_query("duckdb")).fetchall()
         present = {(relation, column): text for relation, column, text in rows}
         for statement in comment_statements(schema, present):
-            self._attempt(statement)
+            run(statement)
 
     def _attempt(self, statement: str) -> None:
         try:
