@@ -91,6 +91,19 @@ def test_duplicates_within_one_batch_keep_the_earliest_event(banking: Warehouse)
     assert rows(banking, "SELECT event_id FROM fact_card_transaction") == [("e-1",)]
 
 
+def test_a_change_twice_in_one_batch_is_stored_once_and_changes_of_one_event_all(
+    banking: Warehouse,
+) -> None:
+    once = user_change("e-1", at(1), "DK", "standard")
+    other_user = ("u-2", "SE", "plus", "e-1", at(1))  # one event changing two users
+    write(banking, dimensions={"dim_user": [once, once, other_user, CHANGES[1]]})
+    assert rows(banking, "SELECT user_id, event_id FROM dim_user__changes ORDER BY 1, 2") == [
+        ("u-1", "e-1"),
+        ("u-1", "e-2"),
+        ("u-2", "e-1"),
+    ]
+
+
 def test_event_time_is_stored_in_utc(banking: Warehouse) -> None:
     from datetime import timedelta, timezone
 
