@@ -497,7 +497,8 @@ def _factflow_install(install: dict[str, Any] | None) -> str:
     beside = [name for name in ("pandas", "numpy") if install.get(name)]
     where = (
         "an install of its own (`make bench`: `pip install -e '.[postgres,rabbitmq]'` in"
-        " `.venv-product`, what a deployment holds)"
+        " `.venv-product` and the package's bytecode compiled, as a wheel's install does: what"
+        " a deployment holds)"
         if install["separate"]
         else "the suite's own interpreter, beside the test and benchmark tools"
     )
