@@ -91,11 +91,12 @@ KNOWN_MEMBERS = 10_000
 def writer_threads() -> int:
     """DuckDB's threads for a writer: one core left to the thread that decodes the next batch.
 
-    A writer runs beside the decoding of the next batch, which keeps a core busy (with Arrow's
-    own threads). On two cores DuckDB's second thread only competes with it, and a statement
-    split between two threads waits for the one preempted. With one thread on this 2-core
-    machine, a bootstrap of 10^5 events took 0.95 s against 1.01 s (medians of eight interleaved
-    pairs, every pair faster or equal), 10^6 events 3 to 6 % less (three pairs), 10^7 the same.
+    A writer runs beside the decoding of the next batch, which keeps a core busy (Arrow parses
+    on that one thread: `factflow.runtime.columnar`). On two cores DuckDB's second thread only
+    competes with it, and a statement split between two threads waits for the one preempted.
+    With one thread on this 2-core machine, a bootstrap of 10^5 events took 0.95 s against
+    1.01 s (medians of eight interleaved pairs, every pair faster or equal), 10^6 events 3 to
+    6 % less (three pairs), 10^7 the same.
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
