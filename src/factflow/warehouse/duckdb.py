@@ -631,7 +631,14 @@ class _Registered:
         self._con.register(self._name, self._table)
 
     def __exit__(self, *exc_info: object) -> None:
-        self._con.unregister(self._name)
+        try:
+            self._con.unregister(self._name)
+        except duckdb.Error:
+            # A statement failed and aborted the transaction, which refuses everything until
+            # rolled back (the name goes with it): the statement's error is the one to tell,
+            # e.g. running out of memory, which a retry can get past.
+            if exc_info[0] is None:
+                raise
 
 
 def _distinct_keys(batch: pa.Table, key: Sequence[str]) -> int:
