@@ -641,7 +641,7 @@ class _Registered:
         except duckdb.Error:
             # A statement failed and aborted the transaction, which refuses everything until
             # rolled back (the name goes with it): the statement's error is the one to tell,
-            # e.g. running out of memory, which a retry can get past.
+            # e.g. running out of memory, which says what to raise.
             if exc_info[0] is None:
                 raise
 
@@ -736,7 +736,14 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 def _classify(error: BaseException) -> BaseException:
     """Tell the runtime whether retrying the batch can help."""
-    if isinstance(error, duckdb.IOException | duckdb.OutOfMemoryException) or (
+    if isinstance(error, duckdb.OutOfMemoryException):
+        # The cap is this process's own: the same batch would run out again, forever.
+        return ConfigurationError(
+            "the DuckDB warehouse ran out of the memory it may use writing a batch: raise its "
+            "memory_limit (e.g. duckdb:///kpi.duckdb?memory_limit=1GB) or write smaller "
+            f"batches (bootstrap --batch-size); DuckDB said: {str(error).splitlines()[0]}"
+        )
+    if isinstance(error, duckdb.IOException) or (
         # A commit whose write-ahead log could not be written (a full disk): nothing of the
         # batch was kept, and the same connection commits again once there is room.
         isinstance(error, duckdb.TransactionException) and "Failed to commit" in str(error)
