@@ -11,7 +11,7 @@ from typing import Any
 from benchmarks.kpi import LIMIT_SECONDS
 from benchmarks.measure import SHORT_SECONDS
 from benchmarks.plots import plot_memory, plot_throughput
-from benchmarks.targets import rate
+from benchmarks.targets import MEMORY_RATIO, rate
 
 __all__ = ["HERE", "LABELS", "render", "write_report"]
 
@@ -614,7 +614,12 @@ def _memory_bound(results: dict[str, Any]) -> list[str]:
     limit."""
     target = next((t for t in results["targets"] if "peak RSS" in t["name"]), None)
     memory = results["families"].get("memory")
-    if target is None or target["met"] is None or target["value"] < 0.9 * 1.5 or not memory:
+    if (
+        target is None
+        or target["met"] is None
+        or target["value"] < 0.9 * MEMORY_RATIO
+        or not memory
+    ):
         return []
     peaks = {
         c["events"]: c["peak_rss"] / 2**20

@@ -12,7 +12,10 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["judge", "rate", "ratio_at"]
+__all__ = ["MEMORY_RATIO", "judge", "rate", "ratio_at"]
+
+#: The most the peak memory of 10^7 events may be, as a multiple of that of 10^5 events.
+MEMORY_RATIO = 1.5
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -116,16 +119,16 @@ def _memory_target(memory: dict[str, Any]) -> dict[str, Any]:
     by_size = {c["events"]: c for c in cases}
     base = by_size.get(100_000)
     if base is None:
-        return _target(name, "<=", 1.5, None, "not measured: 10^5 events not in this run")
+        return _target(name, "<=", MEMORY_RATIO, None, "not measured: 10^5 events not in this run")
     if 10_000_000 in by_size:
         value = by_size[10_000_000]["peak_rss"] / base["peak_rss"]
-        return _target(name, "<=", 1.5, value, "peak RSS ratio, 10^7 / 10^5")
+        return _target(name, "<=", MEMORY_RATIO, value, "peak RSS ratio, 10^7 / 10^5")
     largest = max(by_size)
     indication = by_size[largest]["peak_rss"] / base["peak_rss"]
     return _target(
         name,
         "<=",
-        1.5,
+        MEMORY_RATIO,
         None,
         "not measured: 10^7 events only with --full",
         f"at {largest:,} events the ratio to 10^5 is {indication:.2f}",
