@@ -46,12 +46,11 @@ def test_a_write_past_the_memory_cap_stops_saying_what_to_raise() -> None:
     """Retrying cannot help (the cap is the process's own), so it is not a warehouse that is
     down. DuckDB refuses everything after a failed statement until the transaction is rolled
     back: the write's clean-up must not hide the statement's error either."""
-    store = DuckDBWarehouse(None, memory_limit="2MB")
-    store.prepare(app.schema)
     users = [
         envelope("user.user_created", {"user_id": f"u-{i}", "country": "DK", "segment": "plus"})
         for i in range(20_000)
     ]
-    with pytest.raises(ConfigurationError, match=r"raise its memory_limit .*Out of Memory"):
-        store.write(ColumnarProcessor(app).process(users))
-    store.close()
+    with DuckDBWarehouse(None, memory_limit="2MB") as store:
+        store.prepare(app.schema)
+        with pytest.raises(ConfigurationError, match=r"raise its memory_limit .*Out of Memory"):
+            store.write(ColumnarProcessor(app).process(users))

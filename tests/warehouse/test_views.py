@@ -243,14 +243,13 @@ def test_a_view_postgresql_cannot_replace_is_logged_and_writing_goes_on(
 def test_a_view_duckdb_cannot_make_is_logged_and_the_rest_of_the_model_is_made(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = DuckDBWarehouse(None)
-    # Someone else's table under the name of a view: DuckDB refuses to replace it with the view.
-    store.migrate(["CREATE TABLE v_card_transaction (x INTEGER)"])
-    with caplog.at_level(logging.WARNING, logger="factflow.warehouse"):
-        store.prepare(app.schema)
-    assert "v_card_transaction" in caplog.text
-    assert comments(store)[("fact_card_transaction", None)]
-    assert rows(store, "SELECT count(*) AS n FROM v_account_balance_change") == [{"n": 0}]
-    Harness(app, store).deliver([spend("t-1", "2026-01-05T00:00:00Z")])
-    assert store.query("SELECT count(*) FROM fact_card_transaction").rows == [(1,)]
-    store.close()
+    with DuckDBWarehouse(None) as store:
+        # Someone else's table under the name of a view: DuckDB refuses to replace it with it.
+        store.migrate(["CREATE TABLE v_card_transaction (x INTEGER)"])
+        with caplog.at_level(logging.WARNING, logger="factflow.warehouse"):
+            store.prepare(app.schema)
+        assert "v_card_transaction" in caplog.text
+        assert comments(store)[("fact_card_transaction", None)]
+        assert rows(store, "SELECT count(*) AS n FROM v_account_balance_change") == [{"n": 0}]
+        Harness(app, store).deliver([spend("t-1", "2026-01-05T00:00:00Z")])
+        assert store.query("SELECT count(*) FROM fact_card_transaction").rows == [(1,)]
